@@ -1,0 +1,872 @@
+"""Milepost's domain: plans, milestones and everything a milestone spec holds.
+
+Rules that must hold whichever way data arrives (form, API, admin, import) live here, as
+database constraints where the database can say them and in `clean()` where it cannot.
+Multi-model workflows with side effects (activity, keys, locking) live in `services.py`.
+"""
+
+import datetime
+import re
+from collections import defaultdict
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+KEY_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,7}-\d{1,6}$")
+KEY_HELP = "Upper-case prefix, a dash and a number, e.g. MLS-001."
+
+
+def today() -> datetime.date:
+    return timezone.localdate()
+
+
+def validate_key(value: str):
+    if not KEY_PATTERN.match(value or ""):
+        raise ValidationError(f"“{value}” is not a valid key. {KEY_HELP}")
+
+
+def subquery_count(queryset, outer_field: str) -> Coalesce:
+    """COUNT(*) of `queryset` rows whose `outer_field` matches the outer row, as an expression."""
+    counted = (
+        queryset.filter(**{outer_field: OuterRef("pk")})
+        .order_by()
+        .values(outer_field)
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+class TeamScopedQuerySet(models.QuerySet):
+    """Every domain object belongs to one team; this is how views reach them."""
+
+    team_path = "team"
+
+    def visible_to(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(**{f"{self.team_path}__memberships__user": user})
+
+    def in_team(self, team):
+        return self.filter(**{self.team_path: team})
+
+
+# --- Choices --------------------------------------------------------------------------------
+
+
+class PlanStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    ARCHIVED = "archived", "Archived"
+
+
+class MilestoneStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+CLOSED_STATUSES = (MilestoneStatus.COMPLETED, MilestoneStatus.CANCELLED)
+
+
+class Priority(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    REQUIRED = "required", "Required"
+    RECOMMENDED = "recommended", "Recommended"
+
+
+class Health(models.TextChoices):
+    ON_TRACK = "on_track", "On track"
+    AT_RISK = "at_risk", "At risk"
+    OFF_TRACK = "off_track", "Off track"
+
+
+class DeliverableStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    IN_PROGRESS = "in_progress", "In progress"
+    IN_REVIEW = "in_review", "In review"
+    ACCEPTED = "accepted", "Accepted"
+
+
+class CriterionCategory(models.TextChoices):
+    TECHNICAL = "technical", "Technical"
+    OPERATIONAL = "operational", "Operational"
+    QUALITY = "quality", "Quality"
+    DOCUMENTATION = "documentation", "Documentation"
+
+
+class CriterionLevel(models.TextChoices):
+    MUST = "must", "Must"
+    SHOULD = "should", "Should"
+
+
+class Comparator(models.TextChoices):
+    LT = "<", "<"
+    LTE = "<=", "≤"
+    EQ = "=", "="
+    GTE = ">=", "≥"
+    GT = ">", ">"
+
+
+class Level(models.TextChoices):
+    """Likelihood and impact of a risk, and priority of a blocker."""
+
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+LEVEL_WEIGHT = {Level.LOW: 1, Level.MEDIUM: 2, Level.HIGH: 3}
+
+
+class RiskStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    MITIGATING = "mitigating", "Mitigating"
+    OCCURRED = "occurred", "Occurred"
+    CLOSED = "closed", "Closed"
+
+
+def choices_constraint(field: str, choices, name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
+
+
+def percent_field(verbose_name: str, **kwargs):
+    return models.PositiveSmallIntegerField(
+        verbose_name,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        **kwargs,
+    )
+
+
+# --- Plan -----------------------------------------------------------------------------------
+
+
+class PlanQuerySet(TeamScopedQuerySet):
+    def open(self):
+        return self.exclude(status=PlanStatus.ARCHIVED)
+
+
+class Plan(models.Model):
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="plans")
+    key = models.CharField(max_length=16, validators=[validate_key], help_text=KEY_HELP)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_plans",
+    )
+    start_date = models.DateField(null=True, blank=True)
+    target_date = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=PlanStatus.choices, default=PlanStatus.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PlanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "key"],
+                name="plan_key_unique_per_team",
+                violation_error_message="Another plan in this team already has this key.",
+            ),
+            models.CheckConstraint(
+                condition=Q(target_date__isnull=True)
+                | Q(start_date__isnull=True)
+                | Q(target_date__gte=F("start_date")),
+                name="plan_target_not_before_start",
+                violation_error_message="The target date cannot be before the start date.",
+            ),
+            choices_constraint("status", PlanStatus, "plan_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.key} {self.title}"
+
+    def clean(self):
+        if self.start_date and self.target_date and self.target_date < self.start_date:
+            raise ValidationError(
+                {"target_date": "The target date cannot be before the start date."}
+            )
+
+
+class StakeholderFrequency(models.TextChoices):
+    WEEKLY = "weekly", "Weekly"
+    BIWEEKLY = "biweekly", "Every two weeks"
+    MONTHLY = "monthly", "Monthly"
+    ON_CHANGE = "on_change", "When something changes"
+    AT_MILESTONES = "at_milestones", "At milestone completion"
+
+
+class Stakeholder(models.Model):
+    """A row of a plan's communication table: who is told what, how, and how often."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="stakeholders")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(blank=True)
+    channel = models.CharField(max_length=80, blank=True, help_text="e.g. e-mail, weekly sync")
+    frequency = models.CharField(
+        max_length=16, choices=StakeholderFrequency.choices, default=StakeholderFrequency.WEEKLY
+    )
+    content = models.CharField(max_length=200, blank=True, help_text="What they are told")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False) | ~Q(email="") | ~Q(name=""),
+                name="stakeholder_identified",
+                violation_error_message="Name a member, an e-mail address or a person.",
+            ),
+            choices_constraint("frequency", StakeholderFrequency, "stakeholder_frequency_valid"),
+        ]
+
+    def __str__(self):
+        return self.name or (self.user.display_name if self.user else self.email)
+
+    @property
+    def team_id(self):
+        return self.plan.team_id
+
+
+# --- Milestone ------------------------------------------------------------------------------
+
+
+class MilestoneQuerySet(TeamScopedQuerySet):
+    def open(self):
+        return self.exclude(status__in=CLOSED_STATUSES)
+
+    def overdue(self, on: datetime.date | None = None):
+        return self.open().filter(target_date__lt=on or today())
+
+    def due_within(self, days: int, on: datetime.date | None = None):
+        start = on or today()
+        return self.open().filter(
+            target_date__gte=start, target_date__lte=start + datetime.timedelta(days=days)
+        )
+
+    def with_progress(self):
+        """Annotate the counts behind `Milestone.progress` (four subqueries, whatever the size)."""
+        must_criteria = Criterion.objects.filter(level=CriterionLevel.MUST)
+        return self.annotate(
+            must_total=subquery_count(must_criteria, "milestone"),
+            must_met=subquery_count(must_criteria.filter(met=True), "milestone"),
+            acceptance_total=subquery_count(Criterion.objects.all(), "deliverable__milestone"),
+            acceptance_met=subquery_count(
+                Criterion.objects.filter(met=True), "deliverable__milestone"
+            ),
+            deliverables_total=subquery_count(Deliverable.objects.all(), "milestone"),
+            deliverables_accepted=subquery_count(
+                Deliverable.objects.filter(status=DeliverableStatus.ACCEPTED), "milestone"
+            ),
+        )
+
+
+class Milestone(models.Model):
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="milestones")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="milestones")
+    key = models.CharField(max_length=16, validators=[validate_key], help_text=KEY_HELP)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_milestones",
+    )
+    owning_group = models.CharField(max_length=120, blank=True, help_text="e.g. Backend team")
+    priority = models.CharField(max_length=12, choices=Priority.choices, default=Priority.REQUIRED)
+    status = models.CharField(
+        max_length=12, choices=MilestoneStatus.choices, default=MilestoneStatus.PLANNED
+    )
+    start_date = models.DateField(null=True, blank=True)
+    target_date = models.DateField(null=True, blank=True)
+    baseline_target_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The target first committed to; set once, so slips stay measurable.",
+    )
+    completed_on = models.DateField(null=True, blank=True)
+    estimated_effort = models.CharField(max_length=60, blank=True, help_text="e.g. 3 weeks")
+    position = models.PositiveIntegerField(default=0, help_text="Order within the plan")
+    rollback_plan = models.TextField(blank=True)
+    retro_went_well = models.TextField("what went well", blank=True)
+    retro_went_badly = models.TextField("what went badly", blank=True)
+    retro_actions = models.TextField("actions", blank=True)
+    retro_learnings = models.TextField("learnings", blank=True)
+    # Bumped by every change made through services.update_object; later used for If-Match.
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MilestoneQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["plan_id", "position", "pk"]
+        indexes = [
+            models.Index(fields=["team", "target_date"]),
+            models.Index(fields=["plan", "position"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "key"],
+                name="milestone_key_unique_per_team",
+                violation_error_message="Another milestone in this team already has this key.",
+            ),
+            models.CheckConstraint(
+                condition=Q(target_date__isnull=True)
+                | Q(start_date__isnull=True)
+                | Q(target_date__gte=F("start_date")),
+                name="milestone_target_not_before_start",
+                violation_error_message="The target date cannot be before the start date.",
+            ),
+            choices_constraint("status", MilestoneStatus, "milestone_status_valid"),
+            choices_constraint("priority", Priority, "milestone_priority_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.key} {self.title}"
+
+    def clean(self):
+        errors = {}
+        if self.start_date and self.target_date and self.target_date < self.start_date:
+            errors["target_date"] = "The target date cannot be before the start date."
+        if self.plan_id and self.team_id and self.plan.team_id != self.team_id:
+            errors["plan"] = "The plan belongs to another team."
+        if self.owner_id and self.team_id and not self._is_team_member(self.owner_id):
+            errors["owner"] = "The owner must be a member of the team."
+        if errors:
+            raise ValidationError(errors)
+
+    def _is_team_member(self, user_id) -> bool:
+        return self.team.memberships.filter(user_id=user_id).exists()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
+
+    def is_overdue(self, on: datetime.date | None = None) -> bool:
+        return bool(self.target_date and not self.is_closed and self.target_date < (on or today()))
+
+    @property
+    def slip_days(self) -> int | None:
+        """Days the target has moved past the baseline (negative when pulled in)."""
+        if not (self.target_date and self.baseline_target_date):
+            return None
+        return (self.target_date - self.baseline_target_date).days
+
+    @property
+    def progress(self) -> int:
+        """Percent complete, 0–100.
+
+        The checkable items of a milestone are its must-level success criteria, its
+        deliverables' acceptance criteria, and each deliverable itself (done when accepted).
+        Progress is the share of those items that are met, rounded down; a completed
+        milestone is 100 and a milestone with nothing to check is 0. Uses the counts from
+        `MilestoneQuerySet.with_progress()` when present, else counts with six small queries.
+        """
+        if self.status == MilestoneStatus.COMPLETED:
+            return 100
+        counts = self.progress_counts()
+        total = counts["must_total"] + counts["acceptance_total"] + counts["deliverables_total"]
+        done = counts["must_met"] + counts["acceptance_met"] + counts["deliverables_accepted"]
+        return (100 * done) // total if total else 0
+
+    def progress_counts(self) -> dict:
+        names = (
+            "must_total",
+            "must_met",
+            "acceptance_total",
+            "acceptance_met",
+            "deliverables_total",
+            "deliverables_accepted",
+        )
+        if all(hasattr(self, name) for name in names):
+            return {name: getattr(self, name) for name in names}
+        annotated = Milestone.objects.with_progress().values(*names).get(pk=self.pk)
+        return annotated
+
+
+# --- Deliverables and criteria --------------------------------------------------------------
+
+
+class Deliverable(models.Model):
+    milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="deliverables")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_deliverables",
+    )
+    owner_label = models.CharField(
+        max_length=120, blank=True, help_text="An owner who is not a member, e.g. Infra team"
+    )
+    status = models.CharField(
+        max_length=12, choices=DeliverableStatus.choices, default=DeliverableStatus.PLANNED
+    )
+    target_date = models.DateField(null=True, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["milestone_id", "position", "pk"]
+        constraints = [choices_constraint("status", DeliverableStatus, "deliverable_status_valid")]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def team_id(self):
+        return self.milestone.team_id
+
+    @property
+    def owner_name(self) -> str:
+        return self.owner.display_name if self.owner else self.owner_label
+
+
+# Whether a criterion is met, as a database expression, so lists and counts agree with the
+# detail view: a measured criterion is met when its actual value satisfies its target; any
+# other criterion is met when someone ticked it.
+CRITERION_MET = Case(
+    When(target__isnull=True, then=F("checked")),
+    When(actual__isnull=True, then=Value(False)),
+    When(comparator=Comparator.LT, actual__lt=F("target"), then=Value(True)),
+    When(comparator=Comparator.LTE, actual__lte=F("target"), then=Value(True)),
+    When(comparator=Comparator.EQ, actual=F("target"), then=Value(True)),
+    When(comparator=Comparator.GTE, actual__gte=F("target"), then=Value(True)),
+    When(comparator=Comparator.GT, actual__gt=F("target"), then=Value(True)),
+    default=Value(False),
+    output_field=models.BooleanField(),
+)
+
+
+class Criterion(models.Model):
+    """A checkable statement.
+
+    On a milestone it is a success criterion (with a category and a must/should level), on a
+    deliverable an acceptance criterion, on a plan a plan-level success criterion. Exactly one
+    of the three owners is set.
+    """
+
+    plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.CASCADE, related_name="criteria"
+    )
+    milestone = models.ForeignKey(
+        Milestone, null=True, blank=True, on_delete=models.CASCADE, related_name="criteria"
+    )
+    deliverable = models.ForeignKey(
+        Deliverable, null=True, blank=True, on_delete=models.CASCADE, related_name="criteria"
+    )
+    text = models.CharField(max_length=300)
+    category = models.CharField(
+        max_length=16, choices=CriterionCategory.choices, default=CriterionCategory.TECHNICAL
+    )
+    level = models.CharField(
+        max_length=8, choices=CriterionLevel.choices, default=CriterionLevel.MUST
+    )
+    target = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    comparator = models.CharField(max_length=2, choices=Comparator.choices, blank=True)
+    unit = models.CharField(max_length=30, blank=True)
+    actual = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    checked = models.BooleanField(default=False)
+    checked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    checked_at = models.DateTimeField(null=True, blank=True)
+    met = models.GeneratedField(
+        expression=CRITERION_MET, output_field=models.BooleanField(), db_persist=True
+    )
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        verbose_name_plural = "criteria"
+        indexes = [models.Index(fields=["milestone", "level"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(plan__isnull=False, milestone__isnull=True, deliverable__isnull=True)
+                    | Q(plan__isnull=True, milestone__isnull=False, deliverable__isnull=True)
+                    | Q(plan__isnull=True, milestone__isnull=True, deliverable__isnull=False)
+                ),
+                name="criterion_has_one_owner",
+                violation_error_message="A criterion belongs to exactly one plan, milestone "
+                "or deliverable.",
+            ),
+            models.CheckConstraint(
+                condition=Q(target__isnull=True) | ~Q(comparator=""),
+                name="criterion_measured_has_comparator",
+                violation_error_message="A measured criterion needs a comparator.",
+            ),
+            choices_constraint("category", CriterionCategory, "criterion_category_valid"),
+            choices_constraint("level", CriterionLevel, "criterion_level_valid"),
+            models.CheckConstraint(
+                condition=Q(comparator__in=["", *Comparator.values]),
+                name="criterion_comparator_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return self.text
+
+    def clean(self):
+        errors = {}
+        owners = [self.plan_id, self.milestone_id, self.deliverable_id]
+        if sum(owner is not None for owner in owners) != 1:
+            errors["__all__"] = "A criterion belongs to exactly one plan, milestone or deliverable."
+        if self.target is not None and not self.comparator:
+            errors["comparator"] = "A measured criterion needs a comparator, e.g. >=."
+        if self.comparator and self.target is None:
+            errors["target"] = "Give the target value the comparator applies to."
+        if self.actual is not None and self.target is None:
+            errors["actual"] = "An actual value only makes sense with a target."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_measured(self) -> bool:
+        return self.target is not None
+
+    @property
+    def kind(self) -> str:
+        if self.deliverable_id:
+            return "acceptance"
+        return "plan" if self.plan_id else "success"
+
+    def evaluate_met(self) -> bool:
+        """The same rule as CRITERION_MET, in Python, for an unsaved or edited instance."""
+        if self.target is None:
+            return self.checked
+        if self.actual is None:
+            return False
+        actual, target = Decimal(self.actual), Decimal(self.target)
+        return {
+            Comparator.LT: actual < target,
+            Comparator.LTE: actual <= target,
+            Comparator.EQ: actual == target,
+            Comparator.GTE: actual >= target,
+            Comparator.GT: actual > target,
+        }.get(self.comparator, False)
+
+    def describe_measure(self) -> str:
+        if not self.is_measured:
+            return ""
+        actual = "not measured yet" if self.actual is None else f"{self.actual.normalize():f}"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.comparator} {self.target.normalize():f}{unit} (actual: {actual})"
+
+
+# --- Risks, blockers, dependencies, status updates ------------------------------------------
+
+
+def _level_weight(field: str) -> Case:
+    return Case(
+        *(When(**{field: level}, then=Value(weight)) for level, weight in LEVEL_WEIGHT.items()),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+class RiskQuerySet(TeamScopedQuerySet):
+    team_path = "milestone__team"
+
+    def unresolved(self):
+        return self.filter(status__in=[RiskStatus.OPEN, RiskStatus.MITIGATING])
+
+
+class Risk(models.Model):
+    milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="risks")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    likelihood = models.CharField(max_length=8, choices=Level.choices, default=Level.MEDIUM)
+    impact = models.CharField(max_length=8, choices=Level.choices, default=Level.MEDIUM)
+    # Likelihood × impact on a 1–3 scale each, so 1 (low/low) to 9 (high/high).
+    score = models.GeneratedField(
+        expression=_level_weight("likelihood") * _level_weight("impact"),
+        output_field=IntegerField(),
+        db_persist=True,
+    )
+    mitigation = models.TextField(blank=True)
+    fallback = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=RiskStatus.choices, default=RiskStatus.OPEN)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RiskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [
+            choices_constraint("likelihood", Level, "risk_likelihood_valid"),
+            choices_constraint("impact", Level, "risk_impact_valid"),
+            choices_constraint("status", RiskStatus, "risk_status_valid"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def team_id(self):
+        return self.milestone.team_id
+
+    def compute_score(self) -> int:
+        return LEVEL_WEIGHT.get(self.likelihood, 0) * LEVEL_WEIGHT.get(self.impact, 0)
+
+
+class BlockerQuerySet(TeamScopedQuerySet):
+    team_path = "milestone__team"
+
+    def unresolved(self):
+        return self.filter(resolved_on__isnull=True)
+
+    def past_target(self, on: datetime.date | None = None):
+        return self.unresolved().filter(target_resolution_date__lt=on or today())
+
+
+class Blocker(models.Model):
+    milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="blockers")
+    title = models.CharField("what blocks", max_length=200)
+    impact = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    next_action = models.CharField(max_length=300, blank=True)
+    priority = models.CharField(max_length=8, choices=Level.choices, default=Level.MEDIUM)
+    target_resolution_date = models.DateField(null=True, blank=True)
+    raised_on = models.DateField(default=today)
+    resolved_on = models.DateField(null=True, blank=True)
+    resolution = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = BlockerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["resolved_on", "target_resolution_date", "pk"]
+        constraints = [
+            choices_constraint("priority", Level, "blocker_priority_valid"),
+            models.CheckConstraint(
+                condition=Q(resolved_on__isnull=True) | Q(resolved_on__gte=F("raised_on")),
+                name="blocker_resolved_after_raised",
+                violation_error_message="A blocker cannot be resolved before it was raised.",
+            ),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def team_id(self):
+        return self.milestone.team_id
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.resolved_on is not None
+
+    def clean(self):
+        if self.resolved_on and self.raised_on and self.resolved_on < self.raised_on:
+            raise ValidationError(
+                {"resolved_on": "A blocker cannot be resolved before it was raised."}
+            )
+
+
+class DependencyQuerySet(TeamScopedQuerySet):
+    pass
+
+
+class Dependency(models.Model):
+    """`predecessor` must finish before `successor` starts, `lag_days` later at the earliest."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    predecessor = models.ForeignKey(
+        Milestone, on_delete=models.CASCADE, related_name="successor_links"
+    )
+    successor = models.ForeignKey(
+        Milestone, on_delete=models.CASCADE, related_name="predecessor_links"
+    )
+    lag_days = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(365)], help_text="Days between the two"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DependencyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "dependencies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["predecessor", "successor"],
+                name="dependency_unique",
+                violation_error_message="This dependency already exists.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(predecessor=F("successor")),
+                name="dependency_not_self",
+                violation_error_message="A milestone cannot depend on itself.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.predecessor.key} → {self.successor.key}"
+
+    def clean(self):
+        if not (self.predecessor_id and self.successor_id):
+            return
+        if self.predecessor_id == self.successor_id:
+            raise ValidationError({"predecessor": "A milestone cannot depend on itself."})
+        if self.predecessor.team_id != self.successor.team_id:
+            raise ValidationError(
+                {"predecessor": "Dependencies can only link milestones of the same team."}
+            )
+        if self.team_id and self.team_id != self.successor.team_id:
+            raise ValidationError({"successor": "The milestones belong to another team."})
+        cycle = self.find_cycle()
+        if cycle:
+            path = " → ".join(cycle)
+            raise ValidationError({"predecessor": f"This dependency would create a cycle: {path}."})
+
+    def find_cycle(self) -> list[str] | None:
+        """The keys along the cycle this link would close, or None.
+
+        Adding predecessor → successor closes a cycle when the successor already leads to the
+        predecessor. One query loads the team's links; the search runs in memory.
+        """
+        links = (
+            Dependency.objects.filter(successor__team_id=self.successor.team_id)
+            .exclude(pk=self.pk)
+            .values_list("predecessor_id", "successor_id")
+        )
+        following = defaultdict(list)
+        for before, after in links:
+            following[before].append(after)
+        start, goal = self.successor_id, self.predecessor_id
+        parents = {start: None}
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                chain = []
+                while node is not None:
+                    chain.append(node)
+                    node = parents[node]
+                chain.reverse()  # successor … predecessor
+                ids = [goal, *chain]  # predecessor → successor → … → predecessor
+                keys = dict(Milestone.objects.filter(pk__in=ids).values_list("pk", "key"))
+                return [keys[pk] for pk in ids]
+            for nxt in following.get(node, ()):
+                if nxt not in parents:
+                    parents[nxt] = node
+                    stack.append(nxt)
+        return None
+
+
+class StatusUpdate(models.Model):
+    milestone = models.ForeignKey(
+        Milestone, on_delete=models.CASCADE, related_name="status_updates"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    health = models.CharField(max_length=10, choices=Health.choices, default=Health.ON_TRACK)
+    percent_complete = percent_field("percent complete")
+    confidence = percent_field("confidence", help_text="How sure the author is, 0–100")
+    narrative = models.TextField()
+    next_update_on = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        get_latest_by = "created_at"
+        indexes = [models.Index(fields=["milestone", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percent_complete__gte=0, percent_complete__lte=100),
+                name="status_percent_in_range",
+                violation_error_message="Percent complete must be between 0 and 100.",
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0, confidence__lte=100),
+                name="status_confidence_in_range",
+                violation_error_message="Confidence must be between 0 and 100.",
+            ),
+            choices_constraint("health", Health, "status_health_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.milestone.key} update {self.created_at:%Y-%m-%d}"
+
+    @property
+    def team_id(self):
+        return self.milestone.team_id
+
+
+# --- Activity -------------------------------------------------------------------------------
+
+
+class ActivityQuerySet(TeamScopedQuerySet):
+    pass
+
+
+class Activity(models.Model):
+    """Who changed what, when, from what to what. Written by services, never edited."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="activity")
+    plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="activity"
+    )
+    milestone = models.ForeignKey(
+        Milestone, null=True, blank=True, on_delete=models.SET_NULL, related_name="activity"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    verb = models.CharField(max_length=20)
+    object_type = models.CharField(max_length=40)
+    object_id = models.PositiveBigIntegerField(null=True)
+    object_repr = models.CharField(max_length=200)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ActivityQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "activity"
+        indexes = [
+            models.Index(fields=["team", "-created_at"]),
+            models.Index(fields=["milestone", "-created_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.actor or 'Milepost'} {self.verb} {self.object_type} {self.object_repr}"
+
+    def describe(self) -> str:
+        who = self.actor.display_name if self.actor else "Milepost"
+        return f"{who} {self.verb} {self.object_type.replace('_', ' ')} “{self.object_repr}”"

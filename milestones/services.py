@@ -1,0 +1,221 @@
+"""State changes that span models or have side effects.
+
+Every change made through these functions is validated with the model's own rules
+(`full_clean`), saved inside one transaction, and recorded as an Activity row. Views, the API,
+imports and commands call these; none of them saves domain objects directly.
+"""
+
+import datetime
+import decimal
+from dataclasses import dataclass
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from accounts.models import Team
+from milestones.models import (
+    Activity,
+    Criterion,
+    Dependency,
+    Milestone,
+    MilestoneStatus,
+    Plan,
+    StatusUpdate,
+)
+
+# Fields that never appear in an activity diff: bookkeeping, not something a person changed.
+UNLOGGED_FIELDS = {"id", "version", "created_at", "updated_at", "met", "score", "team"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where an object sits, for filing its activity row."""
+
+    team_id: int
+    plan_id: int | None
+    milestone_id: int | None
+
+
+def scope_of(obj) -> Scope:
+    if isinstance(obj, Plan):
+        return Scope(obj.team_id, obj.pk, None)
+    if isinstance(obj, Milestone):
+        return Scope(obj.team_id, obj.plan_id, obj.pk)
+    if isinstance(obj, Criterion):
+        if obj.plan_id:
+            return Scope(obj.plan.team_id, obj.plan_id, None)
+        milestone = obj.milestone if obj.milestone_id else obj.deliverable.milestone
+        return Scope(milestone.team_id, milestone.plan_id, milestone.pk)
+    if isinstance(obj, Dependency):
+        return Scope(obj.team_id, obj.successor.plan_id, obj.successor_id)
+    if hasattr(obj, "milestone"):
+        return Scope(obj.milestone.team_id, obj.milestone.plan_id, obj.milestone_id)
+    if hasattr(obj, "plan"):
+        return Scope(obj.plan.team_id, obj.plan_id, None)
+    raise TypeError(f"{type(obj).__name__} is not a Milepost domain object")
+
+
+def _plain(value):
+    """A JSON-friendly rendering of a field value for the activity diff."""
+    if isinstance(value, models.Model):
+        return str(value)
+    if isinstance(value, datetime.date | datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return f"{value.normalize():f}"
+    return value
+
+
+def _field_value(obj, field: models.Field):
+    if field.is_relation:
+        return getattr(obj, field.name) if getattr(obj, field.attname) is not None else None
+    return getattr(obj, field.attname)
+
+
+def record_activity(actor, obj, verb: str, changes: dict | None = None) -> Activity:
+    scope = scope_of(obj)
+    return Activity.objects.create(
+        team_id=scope.team_id,
+        plan_id=scope.plan_id,
+        milestone_id=scope.milestone_id,
+        actor=actor if actor and actor.is_authenticated else None,
+        verb=verb,
+        object_type=obj._meta.model_name,
+        object_id=obj.pk,
+        object_repr=str(obj)[:200],
+        changes=changes or {},
+    )
+
+
+def _editable_fields(obj):
+    return [
+        field
+        for field in obj._meta.concrete_fields
+        if field.name not in UNLOGGED_FIELDS and not field.generated
+    ]
+
+
+def _lock_team(team_id: int) -> Team:
+    """Serialise key generation and dependency edits within one team."""
+    return Team.objects.select_for_update().get(pk=team_id)
+
+
+def next_key(team_id: int, kind: str) -> str:
+    """The next free key for `kind` ('milestone' or 'plan'); call inside a transaction."""
+    team = _lock_team(team_id)
+    model, counter, prefix = {
+        "milestone": (Milestone, "milestone_sequence", team.milestone_key_prefix),
+        "plan": (Plan, "plan_sequence", "PLAN"),
+    }[kind]
+    number = getattr(team, counter)
+    taken = set(model.objects.filter(team_id=team_id).values_list("key", flat=True))
+    while True:
+        number += 1
+        key = f"{prefix}-{number:03d}"
+        if key not in taken:
+            break
+    Team.objects.filter(pk=team_id).update(**{counter: number})
+    return key
+
+
+@transaction.atomic
+def create_object(obj, *, actor):
+    """Validate and save a new domain object, and log it."""
+    if isinstance(obj, Milestone | Plan) and not obj.key:
+        obj.key = next_key(obj.team_id, "milestone" if isinstance(obj, Milestone) else "plan")
+    if isinstance(obj, Milestone) and obj.baseline_target_date is None:
+        obj.baseline_target_date = obj.target_date
+    if isinstance(obj, Dependency):
+        _lock_team(obj.successor.team_id)
+        obj.team_id = obj.successor.team_id
+    obj.full_clean()
+    obj.save()
+    record_activity(actor, obj, "created")
+    return obj
+
+
+@transaction.atomic
+def update_object(obj, *, actor, **changes):
+    """Apply `changes` to `obj`, validate, save, and log what moved from what to what.
+
+    Milestones get their `version` bumped so concurrent editors can notice each other.
+    Returns the dict of changed fields (empty when nothing changed, and then nothing is saved).
+    """
+    fields = {field.name: field for field in _editable_fields(obj)}
+    unknown = set(changes) - set(fields)
+    if unknown:
+        raise ValueError(f"Cannot change {', '.join(sorted(unknown))} on {type(obj).__name__}")
+    diff = {}
+    for name, value in changes.items():
+        before = _field_value(obj, fields[name])
+        if before != value:
+            diff[name] = [_plain(before), _plain(value)]
+            setattr(obj, name, value)
+    if not diff:
+        return {}
+    if isinstance(obj, Milestone) and "status" in diff:
+        _apply_status_dates(obj)
+    obj.full_clean()
+    update_fields = [fields[name].attname for name in diff]
+    if isinstance(obj, Milestone):
+        obj.version = models.F("version") + 1
+        update_fields += ["version", "completed_on"]
+    if hasattr(obj, "updated_at"):
+        update_fields.append("updated_at")
+    obj.save(update_fields=sorted(set(update_fields)))
+    if isinstance(obj, Milestone):
+        obj.refresh_from_db(fields=["version"])
+    record_activity(actor, obj, "updated", diff)
+    return diff
+
+
+def _apply_status_dates(milestone: Milestone):
+    if milestone.status == MilestoneStatus.COMPLETED and not milestone.completed_on:
+        milestone.completed_on = timezone.localdate()
+    elif milestone.status != MilestoneStatus.COMPLETED:
+        milestone.completed_on = None
+
+
+@transaction.atomic
+def delete_object(obj, *, actor):
+    """Delete and log. The activity row outlives the object (its links are set to null)."""
+    scope = scope_of(obj)
+    activity = Activity(
+        team_id=scope.team_id,
+        plan_id=None if isinstance(obj, Plan) else scope.plan_id,
+        milestone_id=None if isinstance(obj, Milestone) else scope.milestone_id,
+        actor=actor if actor and actor.is_authenticated else None,
+        verb="deleted",
+        object_type=obj._meta.model_name,
+        object_id=obj.pk,
+        object_repr=str(obj)[:200],
+    )
+    obj.delete()
+    activity.save()
+
+
+@transaction.atomic
+def set_criterion_checked(criterion: Criterion, *, actor, checked: bool) -> Criterion:
+    """Tick or untick a criterion, remembering who ticked it and when."""
+    if criterion.checked == checked:
+        return criterion
+    criterion.checked = checked
+    criterion.checked_by = actor if checked else None
+    criterion.checked_at = timezone.now() if checked else None
+    criterion.save(update_fields=["checked", "checked_by", "checked_at", "updated_at"])
+    record_activity(actor, criterion, "checked" if checked else "unchecked")
+    return criterion
+
+
+@transaction.atomic
+def add_dependency(predecessor: Milestone, successor: Milestone, *, actor, lag_days: int = 0):
+    """Link two milestones, refusing self-links, other teams and cycles (see Dependency.clean)."""
+    return create_object(
+        Dependency(predecessor=predecessor, successor=successor, lag_days=lag_days), actor=actor
+    )
+
+
+@transaction.atomic
+def post_status_update(milestone: Milestone, *, actor, **fields) -> StatusUpdate:
+    update = StatusUpdate(milestone=milestone, author=actor, **fields)
+    return create_object(update, actor=actor)

@@ -1,0 +1,67 @@
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from accounts.models import Membership, access_team
+from milestones.models import Milestone, MilestoneStatus, Plan, today
+
+DASHBOARD_PAGE_SIZE = 50
+
+
+@login_required
+@require_GET
+def home(request):
+    """Send the user to the team they used last, or their first team."""
+    memberships = Membership.objects.filter(user=request.user).select_related("team")
+    chosen = memberships.filter(team_id=request.user.last_team_id).first() or memberships.first()
+    if chosen is None:
+        return render(request, "milestones/no_team.html")
+    return redirect("dashboard", team=chosen.team.slug)
+
+
+@login_required
+@require_GET
+def dashboard(request, team):
+    membership = access_team(request.user, team)
+    team = membership.team
+    milestones = Milestone.objects.in_team(team)
+
+    plan_key = request.GET.get("plan", "")
+    plans = list(
+        Plan.objects.in_team(team)
+        .open()
+        .select_related("owner")
+        .annotate(
+            milestone_count=Count("milestones"),
+            completed_count=Count(
+                "milestones", filter=Q(milestones__status=MilestoneStatus.COMPLETED)
+            ),
+        )
+        .order_by("title")
+    )
+    selected_plan = next((plan for plan in plans if plan.key == plan_key), None)
+    if selected_plan:
+        milestones = milestones.filter(plan=selected_plan)
+
+    counts = milestones.aggregate(
+        total=Count("pk"),
+        **{status: Count("pk", filter=Q(status=status)) for status in MilestoneStatus.values},
+        overdue=Count("pk", filter=Q(pk__in=Milestone.objects.overdue().values("pk"))),
+    )
+    listed = (
+        milestones.with_progress().select_related("plan", "owner").order_by("target_date", "key")
+    )
+    page = Paginator(listed, DASHBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "team": team,
+        "membership": membership,
+        "plans": plans,
+        "selected_plan": selected_plan,
+        "counts": counts,
+        "page": page,
+        "today": today(),
+        "statuses": MilestoneStatus,
+    }
+    return render(request, "milestones/dashboard.html", context)

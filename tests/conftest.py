@@ -1,0 +1,54 @@
+import os
+
+import pytest
+
+from accounts.models import Role
+from tests.factories import PASSWORD, add_member, make_milestone, make_plan, make_team, make_user
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's chromium, never a browser downloaded by Playwright."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
+        "args": [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
+
+
+class World:
+    """A team with one user per role, an outsider in another team, and a plan with a milestone."""
+
+    def __init__(self):
+        self.team = make_team("Rocket")
+        self.admin = add_member(self.team, make_user("ada"), Role.ADMIN)
+        self.member = add_member(self.team, make_user("max"), Role.MEMBER)
+        self.viewer = add_member(self.team, make_user("vic"), Role.VIEWER)
+        self.other_team = make_team("Elsewhere")
+        self.outsider = add_member(self.other_team, make_user("olga"), Role.ADMIN)
+        self.plan = make_plan(self.team, self.admin, title="Launch the export service")
+        self.milestone = make_milestone(self.plan, self.admin, title="Export queue ready")
+        self.password = PASSWORD
+
+
+@pytest.fixture
+def world(db):
+    return World()
+
+
+@pytest.fixture
+def client_for(client):
+    """Log the test client in as a user: `client_for(world.member)`."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
