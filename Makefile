@@ -13,7 +13,7 @@ TEST_ENV := DEBUG=false SECRET_KEY=$${SECRET_KEY:-milepost-test-only-key} \
 	SECURE_SSL_REDIRECT=false SECURE_COOKIES=false ALLOWED_HOSTS='*' \
 	DJANGO_ALLOW_ASYNC_UNSAFE=true
 
-.PHONY: install run test browser lint format migrate clean
+.PHONY: install run test system-packages lint format migrate clean
 
 install: $(VENV)/.installed
 
@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 var:
-	@mkdir -p var/mail var/broker/queue var/broker/control var/cache
+	@mkdir -p var/mail var/broker/queue var/broker/control var/cache var/static
 
 migrate: install var
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
@@ -40,14 +40,22 @@ run: migrate
 	@echo ""
 	@$(RUN_ENV) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT) --procfile Procfile
 
-# Debian's chromium drives the browser tests; Playwright never downloads a browser.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian's chromium drives the browser tests (Playwright never downloads a browser); the
+# integration tests start their own redis-server when REDIS_URL is not set.
+SYSTEM_PACKAGES := chromium:chromium redis-server:redis-server
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 
-test: install browser var
-	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+# pytest exits 5 when it collected nothing: this suite always has tests, so that is a failure.
+test: install system-packages var
+	@$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: treating that as a failure."; fi; \
+	exit $$status
 
 lint: install
 	$(BIN)/ruff check .

@@ -74,3 +74,60 @@ def make_status_update(milestone: Milestone, actor: User | None = None, **fields
     fields.setdefault("confidence", 70)
     fields.setdefault("narrative", "Work is moving.")
     return services.post_status_update(milestone, actor=actor, **fields)
+
+
+def grow_team(team: Team, owner: User, *, plans: int, milestones_per_plan: int) -> None:
+    """Bulk-add plans with milestones, deliverables, criteria, risks and blockers.
+
+    For size-independence checks only: rows go straight in with bulk_create, so no activity is
+    written. Each milestone gets 2 deliverables with 3 acceptance criteria each, 3 success
+    criteria, a risk, a blocker and a status update.
+    """
+    start = Plan.objects.filter(team=team).count()
+    new_plans = Plan.objects.bulk_create(
+        Plan(team=team, key=f"BULK-{start + i + 1:03d}", title=f"Bulk plan {start + i + 1}")
+        for i in range(plans)
+    )
+    first = Milestone.objects.filter(team=team).count() + 1000
+    milestones = Milestone.objects.bulk_create(
+        Milestone(
+            team=team,
+            plan=plan,
+            key=f"BLK-{first + p * milestones_per_plan + m}",
+            title=f"Bulk milestone {m}",
+            owner=owner,
+            position=m,
+            status=["planned", "in_progress", "completed"][m % 3],
+            start_date=today() - datetime.timedelta(days=30),
+            target_date=today() + datetime.timedelta(days=m - 5),
+        )
+        for p, plan in enumerate(new_plans)
+        for m in range(milestones_per_plan)
+    )
+    deliverables = Deliverable.objects.bulk_create(
+        Deliverable(milestone=milestone, title=f"Part {d}", position=d)
+        for milestone in milestones
+        for d in range(2)
+    )
+    Criterion.objects.bulk_create(
+        [
+            *(
+                Criterion(deliverable=deliverable, text=f"Check {c}", checked=c == 0)
+                for deliverable in deliverables
+                for c in range(3)
+            ),
+            *(
+                Criterion(milestone=milestone, text=f"Goal {c}", checked=c == 1)
+                for milestone in milestones
+                for c in range(3)
+            ),
+        ]
+    )
+    Risk.objects.bulk_create(Risk(milestone=milestone, title="Risk") for milestone in milestones)
+    Blocker.objects.bulk_create(
+        Blocker(milestone=milestone, title="Waiting") for milestone in milestones
+    )
+    StatusUpdate.objects.bulk_create(
+        StatusUpdate(milestone=m, percent_complete=50, confidence=60, narrative="Going")
+        for m in milestones
+    )
