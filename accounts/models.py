@@ -11,8 +11,10 @@ class MilepostUserManager(UserManager):
     def get_by_login(self, login: str):
         """The user whose username or e-mail address is `login` (case-insensitive)."""
         login = login.strip()
-        field = "email__iexact" if "@" in login else "username__iexact"
-        return self.get(**{field: login})
+        by_username = self.filter(username__iexact=login).first()
+        if by_username is not None or "@" not in login:
+            return by_username or self.get(username__iexact=login)
+        return self.get(email__iexact=login)
 
 
 class User(AbstractUser):

@@ -31,6 +31,18 @@ def validate_key(value: str):
         raise ValidationError(f"“{value}” is not a valid key. {KEY_HELP}")
 
 
+def owner_outside_team(team_id, user_id) -> bool:
+    """True when `user_id` is set but is not a member of team `team_id`."""
+    from accounts.models import Membership
+
+    if not (team_id and user_id):
+        return False
+    return not Membership.objects.filter(team_id=team_id, user_id=user_id).exists()
+
+
+OWNER_NOT_MEMBER = "The owner must be a member of the team."
+
+
 def subquery_count(queryset, outer_field: str) -> Coalesce:
     """COUNT(*) of `queryset` rows whose `outer_field` matches the outer row, as an expression."""
     counted = (
@@ -196,10 +208,13 @@ class Plan(models.Model):
         return f"{self.key} {self.title}"
 
     def clean(self):
+        errors = {}
         if self.start_date and self.target_date and self.target_date < self.start_date:
-            raise ValidationError(
-                {"target_date": "The target date cannot be before the start date."}
-            )
+            errors["target_date"] = "The target date cannot be before the start date."
+        if owner_outside_team(self.team_id, self.owner_id):
+            errors["owner"] = OWNER_NOT_MEMBER
+        if errors:
+            raise ValidationError(errors)
 
 
 class StakeholderFrequency(models.TextChoices):
@@ -350,13 +365,10 @@ class Milestone(models.Model):
             errors["target_date"] = "The target date cannot be before the start date."
         if self.plan_id and self.team_id and self.plan.team_id != self.team_id:
             errors["plan"] = "The plan belongs to another team."
-        if self.owner_id and self.team_id and not self._is_team_member(self.owner_id):
-            errors["owner"] = "The owner must be a member of the team."
+        if owner_outside_team(self.team_id, self.owner_id):
+            errors["owner"] = OWNER_NOT_MEMBER
         if errors:
             raise ValidationError(errors)
-
-    def _is_team_member(self, user_id) -> bool:
-        return self.team.memberships.filter(user_id=user_id).exists()
 
     @property
     def is_closed(self) -> bool:
@@ -380,7 +392,7 @@ class Milestone(models.Model):
         deliverables' acceptance criteria, and each deliverable itself (done when accepted).
         Progress is the share of those items that are met, rounded down; a completed
         milestone is 100 and a milestone with nothing to check is 0. Uses the counts from
-        `MilestoneQuerySet.with_progress()` when present, else counts with six small queries.
+        `MilestoneQuerySet.with_progress()` when present, else counts them in one query.
         """
         if self.status == MilestoneStatus.COMPLETED:
             return 100
@@ -443,6 +455,10 @@ class Deliverable(models.Model):
     @property
     def owner_name(self) -> str:
         return self.owner.display_name if self.owner else self.owner_label
+
+    def clean(self):
+        if self.milestone_id and owner_outside_team(self.milestone.team_id, self.owner_id):
+            raise ValidationError({"owner": OWNER_NOT_MEMBER})
 
 
 # Whether a criterion is met, as a database expression, so lists and counts agree with the
@@ -639,6 +655,10 @@ class Risk(models.Model):
     def compute_score(self) -> int:
         return LEVEL_WEIGHT.get(self.likelihood, 0) * LEVEL_WEIGHT.get(self.impact, 0)
 
+    def clean(self):
+        if self.milestone_id and owner_outside_team(self.milestone.team_id, self.owner_id):
+            raise ValidationError({"owner": OWNER_NOT_MEMBER})
+
 
 class BlockerQuerySet(TeamScopedQuerySet):
     team_path = "milestone__team"
@@ -691,10 +711,13 @@ class Blocker(models.Model):
         return self.resolved_on is not None
 
     def clean(self):
+        errors = {}
         if self.resolved_on and self.raised_on and self.resolved_on < self.raised_on:
-            raise ValidationError(
-                {"resolved_on": "A blocker cannot be resolved before it was raised."}
-            )
+            errors["resolved_on"] = "A blocker cannot be resolved before it was raised."
+        if self.milestone_id and owner_outside_team(self.milestone.team_id, self.owner_id):
+            errors["owner"] = OWNER_NOT_MEMBER
+        if errors:
+            raise ValidationError(errors)
 
 
 class DependencyQuerySet(TeamScopedQuerySet):

@@ -9,6 +9,7 @@ import datetime
 import decimal
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from milestones.models import (
     MilestoneStatus,
     Plan,
     StatusUpdate,
+    today,
 )
 
 # Fields that never appear in an activity diff: bookkeeping, not something a person changed.
@@ -123,8 +125,10 @@ def create_object(obj, *, actor):
     """Validate and save a new domain object, and log it."""
     if isinstance(obj, Milestone | Plan) and not obj.key:
         obj.key = next_key(obj.team_id, "milestone" if isinstance(obj, Milestone) else "plan")
-    if isinstance(obj, Milestone) and obj.baseline_target_date is None:
-        obj.baseline_target_date = obj.target_date
+    if isinstance(obj, Milestone):
+        if obj.baseline_target_date is None:
+            obj.baseline_target_date = obj.target_date
+        _apply_status_dates(obj)
     if isinstance(obj, Dependency):
         _lock_team(obj.successor.team_id)
         obj.team_id = obj.successor.team_id
@@ -145,6 +149,14 @@ def update_object(obj, *, actor, **changes):
     unknown = set(changes) - set(fields)
     if unknown:
         raise ValueError(f"Cannot change {', '.join(sorted(unknown))} on {type(obj).__name__}")
+    if isinstance(obj, Milestone) and obj.baseline_target_date is not None:
+        baseline = changes.get("baseline_target_date", obj.baseline_target_date)
+        if baseline != obj.baseline_target_date:
+            raise ValidationError(
+                {"baseline_target_date": "The baseline is the first committed target date; "
+                 "it cannot be changed. Move the target date instead."}
+            )  # fmt: skip
+    snapshot = {field.attname: getattr(obj, field.attname) for field in fields.values()}
     diff = {}
     for name, value in changes.items():
         before = _field_value(obj, fields[name])
@@ -153,13 +165,23 @@ def update_object(obj, *, actor, **changes):
             setattr(obj, name, value)
     if not diff:
         return {}
-    if isinstance(obj, Milestone) and "status" in diff:
-        _apply_status_dates(obj)
-    obj.full_clean()
+    if isinstance(obj, Milestone):
+        if "status" in diff:
+            _apply_status_dates(obj)
+        if obj.baseline_target_date is None and obj.target_date:
+            # The first target ever given is the commitment that slips are measured against.
+            obj.baseline_target_date = obj.target_date
+    try:
+        obj.full_clean()
+    except ValidationError:
+        # A refused change leaves the caller's object as it was, not half-edited.
+        for attname, value in snapshot.items():
+            setattr(obj, attname, value)
+        raise
     update_fields = [fields[name].attname for name in diff]
     if isinstance(obj, Milestone):
         obj.version = models.F("version") + 1
-        update_fields += ["version", "completed_on"]
+        update_fields += ["version", "completed_on", "baseline_target_date"]
     if hasattr(obj, "updated_at"):
         update_fields.append("updated_at")
     obj.save(update_fields=sorted(set(update_fields)))
@@ -171,7 +193,7 @@ def update_object(obj, *, actor, **changes):
 
 def _apply_status_dates(milestone: Milestone):
     if milestone.status == MilestoneStatus.COMPLETED and not milestone.completed_on:
-        milestone.completed_on = timezone.localdate()
+        milestone.completed_on = today()
     elif milestone.status != MilestoneStatus.COMPLETED:
         milestone.completed_on = None
 
@@ -197,6 +219,11 @@ def delete_object(obj, *, actor):
 @transaction.atomic
 def set_criterion_checked(criterion: Criterion, *, actor, checked: bool) -> Criterion:
     """Tick or untick a criterion, remembering who ticked it and when."""
+    if criterion.is_measured:
+        raise ValidationError(
+            {"checked": "A measured criterion is met by its actual value; record the actual "
+             "value instead of ticking it."}
+        )  # fmt: skip
     if criterion.checked == checked:
         return criterion
     criterion.checked = checked

@@ -1,11 +1,11 @@
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Case, Count, F, Q, When
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from accounts.models import Membership, access_team
-from milestones.models import Milestone, MilestoneStatus, Plan, today
+from milestones.models import CLOSED_STATUSES, Milestone, MilestoneStatus, Plan, today
 
 DASHBOARD_PAGE_SIZE = 50
 
@@ -50,8 +50,12 @@ def dashboard(request, team):
         **{status: Count("pk", filter=Q(status=status)) for status in MilestoneStatus.values},
         overdue=Count("pk", filter=Q(pk__in=Milestone.objects.overdue().values("pk"))),
     )
+    # Open work first, soonest target first; completed and cancelled milestones sink.
+    closed_last = Case(When(status__in=CLOSED_STATUSES, then=1), default=0)
     listed = (
-        milestones.with_progress().select_related("plan", "owner").order_by("target_date", "key")
+        milestones.with_progress()
+        .select_related("plan", "owner")
+        .order_by(closed_last, F("target_date").asc(nulls_last=True), "key")
     )
     page = Paginator(listed, DASHBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {

@@ -23,6 +23,12 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Fixtures create many users; PBKDF2 would dominate the suite's time. Same checks apply."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 class World:
     """A team with one user per role, an outsider in another team, and a plan with a milestone."""
 
