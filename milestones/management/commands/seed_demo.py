@@ -449,7 +449,8 @@ class Command(BaseCommand):
                 Membership.objects.create(team=team, user=user, role=role)
                 self.users[username] = user
             self.seed(team)
-        self.summarise(team)
+        if options["verbosity"] > 0:
+            self.summarise(team)
 
     def make(self, model, actor: str, **fields):
         """Create through the services; day offsets become dates, usernames become users."""
