@@ -6,6 +6,15 @@ from accounts.models import Role
 from tests.factories import PASSWORD, add_member, make_milestone, make_plan, make_team, make_user
 
 
+def pytest_report_header(config):
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    where = database["HOST"] or database["NAME"]
+    redis = os.environ.get("REDIS_URL") or "a private redis-server per integration test"
+    return [f"database: {database['ENGINE'].rsplit('.', 1)[-1]} ({where})", f"redis: {redis}"]
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """Debian's chromium, never a browser downloaded by Playwright."""
