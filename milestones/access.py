@@ -8,7 +8,7 @@ member or admin role; a viewer gets 403.
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from accounts.models import Membership, access_team
+from accounts.models import WRITE_ROLES, Membership, access_team
 from milestones.models import (
     Blocker,
     Criterion,
@@ -23,7 +23,7 @@ from milestones.models import (
 
 def _require_write(user, team_id: int):
     role = Membership.objects.filter(user=user, team_id=team_id).values_list("role", flat=True)
-    if not role or role[0] not in ("admin", "member"):
+    if not role or role[0] not in WRITE_ROLES:
         raise PermissionDenied("Viewers can look but not change anything.")
 
 
