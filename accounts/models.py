@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import PermissionDenied
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.http import Http404
@@ -65,6 +66,31 @@ class Team(models.Model):
     # Counters behind generated keys; only ever advanced with the team row locked.
     milestone_sequence = models.PositiveIntegerField(default=0, editable=False)
     plan_sequence = models.PositiveIntegerField(default=0, editable=False)
+    # Health thresholds (see milestones/health.py and the README for what each one means).
+    health_slip_days = models.PositiveSmallIntegerField(
+        default=5, help_text="Off track when the forecast finish is this many days past target."
+    )
+    health_behind_points = models.PositiveSmallIntegerField(
+        default=20,
+        validators=[MaxValueValidator(100)],
+        help_text="At risk when progress trails elapsed time by more than this many points.",
+    )
+    health_risk_score = models.PositiveSmallIntegerField(
+        default=6,
+        validators=[MinValueValidator(1), MaxValueValidator(9)],
+        help_text="Open risks scoring at least this (likelihood × impact, 1–9) need a mitigation.",
+    )
+    health_signoff_days = models.PositiveSmallIntegerField(
+        default=7, help_text="At risk when sign-offs are missing this close to the target date."
+    )
+    health_stale_update_days = models.PositiveSmallIntegerField(
+        default=10, help_text="At risk when an in-progress milestone has no update for longer."
+    )
+    health_min_confidence = models.PositiveSmallIntegerField(
+        default=50,
+        validators=[MaxValueValidator(100)],
+        help_text="At risk when the latest update's confidence is below this.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TeamQuerySet.as_manager()

@@ -328,6 +328,16 @@ class Milestone(models.Model):
     retro_learnings = models.TextField("learnings", blank=True)
     # Bumped by every change made through services.update_object; later used for If-Match.
     version = models.PositiveIntegerField(default=1, editable=False)
+    # Computed by milestones.health, never typed in; read-only everywhere else.
+    health = models.CharField(
+        max_length=10, choices=Health.choices, default=Health.ON_TRACK, editable=False
+    )
+    health_reasons = models.JSONField(default=list, blank=True, editable=False)
+    health_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    forecast_start = models.DateField(null=True, blank=True, editable=False)
+    forecast_finish = models.DateField(null=True, blank=True, editable=False)
+    slack_days = models.IntegerField(null=True, blank=True, editable=False)
+    is_critical = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -383,6 +393,13 @@ class Milestone(models.Model):
         if not (self.target_date and self.baseline_target_date):
             return None
         return (self.target_date - self.baseline_target_date).days
+
+    @property
+    def forecast_slip_days(self) -> int | None:
+        """Days the forecast finish lies past the baseline target (negative when ahead)."""
+        if not (self.forecast_finish and self.baseline_target_date):
+            return None
+        return (self.forecast_finish - self.baseline_target_date).days
 
     @property
     def progress(self) -> int:
@@ -848,6 +865,60 @@ class StatusUpdate(models.Model):
     @property
     def team_id(self):
         return self.milestone.team_id
+
+
+# --- Health history -------------------------------------------------------------------------
+
+
+class HealthTransition(models.Model):
+    """A change of a milestone's computed health; recorded once per actual change."""
+
+    milestone = models.ForeignKey(
+        Milestone, on_delete=models.CASCADE, related_name="health_transitions"
+    )
+    from_health = models.CharField(max_length=10, choices=Health.choices)
+    to_health = models.CharField(max_length=10, choices=Health.choices)
+    reasons = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["milestone", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.milestone.key}: {self.from_health} → {self.to_health}"
+
+    @property
+    def is_worse(self) -> bool:
+        return HEALTH_SEVERITY[self.to_health] > HEALTH_SEVERITY[self.from_health]
+
+
+HEALTH_SEVERITY = {Health.ON_TRACK: 0, Health.AT_RISK: 1, Health.OFF_TRACK: 2}
+
+
+class ForecastShift(models.Model):
+    """The forecast finish of a milestone moved; `cause` says why, in words."""
+
+    milestone = models.ForeignKey(
+        Milestone, on_delete=models.CASCADE, related_name="forecast_shifts"
+    )
+    previous_finish = models.DateField(null=True)
+    new_finish = models.DateField(null=True)
+    cause = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["milestone", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.milestone.key}: {self.previous_finish} → {self.new_finish}"
+
+    @property
+    def moved_days(self) -> int | None:
+        if not (self.previous_finish and self.new_finish):
+            return None
+        return (self.new_finish - self.previous_finish).days
 
 
 # --- Activity -------------------------------------------------------------------------------

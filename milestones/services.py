@@ -14,6 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import Team
+from milestones.health import request_evaluation
 from milestones.models import (
     Activity,
     Criterion,
@@ -75,7 +76,9 @@ def _field_value(obj, field: models.Field):
 
 
 def record_activity(actor, obj, verb: str, changes: dict | None = None) -> Activity:
+    """Log a change and ask for the team's health to be re-evaluated after commit."""
     scope = scope_of(obj)
+    request_evaluation(scope.team_id)
     return Activity.objects.create(
         team_id=scope.team_id,
         plan_id=scope.plan_id,
@@ -214,6 +217,7 @@ def delete_object(obj, *, actor):
     )
     obj.delete()
     activity.save()
+    request_evaluation(scope.team_id)
 
 
 @transaction.atomic

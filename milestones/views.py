@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from accounts.models import Membership, access_team
-from milestones.models import CLOSED_STATUSES, Milestone, MilestoneStatus, Plan, today
+from milestones.models import CLOSED_STATUSES, Health, Milestone, MilestoneStatus, Plan, today
 
 DASHBOARD_PAGE_SIZE = 50
 
@@ -49,6 +49,10 @@ def dashboard(request, team):
         total=Count("pk"),
         **{status: Count("pk", filter=Q(status=status)) for status in MilestoneStatus.values},
         overdue=Count("pk", filter=Q(pk__in=Milestone.objects.overdue().values("pk"))),
+        **{
+            health: Count("pk", filter=Q(health=health) & ~Q(status__in=CLOSED_STATUSES))
+            for health in (Health.AT_RISK, Health.OFF_TRACK)
+        },
     )
     # Open work first, soonest target first; completed and cancelled milestones sink.
     closed_last = Case(When(status__in=CLOSED_STATUSES, then=1), default=0)

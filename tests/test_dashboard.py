@@ -1,3 +1,5 @@
+import datetime
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -108,3 +110,25 @@ def test_the_dashboard_query_count_does_not_grow_with_the_data(
     assert demo_size == ten_times
     with django_assert_max_num_queries(DASHBOARD_QUERY_BUDGET):
         client.get(dashboard_url(world.team), {"page": 2})
+
+
+def test_it_shows_health_with_its_reasons(world, client_for):
+    from milestones import health
+    from milestones.models import today
+
+    overdue = make_milestone(
+        world.plan,
+        world.admin,
+        title="Late one",
+        start_date=today() - datetime.timedelta(days=30),
+        target_date=today() - datetime.timedelta(days=3),
+        status="in_progress",
+    )
+    health.evaluate_team(world.team.pk)
+    page = client_for(world.member).get(dashboard_url(world.team)).content.decode()
+    assert 'class="health health-off_track">Off track' in page
+    overdue.refresh_from_db()
+    assert overdue.health == "off_track"
+    for reason in overdue.health_reasons:
+        assert reason["message"] in page
+    assert "passed 3 days ago" in page

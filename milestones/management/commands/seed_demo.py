@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Role, Team, User
 from milestones import services
+from milestones.health import evaluate_team
 from milestones.models import (
     Activity,
     Blocker,
@@ -449,6 +450,7 @@ class Command(BaseCommand):
                 Membership.objects.create(team=team, user=user, role=role)
                 self.users[username] = user
             self.seed(team)
+        evaluate_team(team.pk)  # so the first page already shows health and forecasts
         if options["verbosity"] > 0:
             self.summarise(team)
 
