@@ -1,13 +1,25 @@
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Case, Count, F, Q, When
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.models import Membership, access_team
-from milestones.models import CLOSED_STATUSES, Health, Milestone, MilestoneStatus, Plan, today
+from milestones.models import (
+    CLOSED_STATUSES,
+    ForecastShift,
+    Health,
+    Milestone,
+    MilestoneStatus,
+    Plan,
+    today,
+)
 
 DASHBOARD_PAGE_SIZE = 50
+MOVED_LIMIT = 10
 
 
 @login_required
@@ -62,6 +74,15 @@ def dashboard(request, team):
         .order_by(closed_last, F("target_date").asc(nulls_last=True), "key")
     )
     page = Paginator(listed, DASHBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    moved = (
+        ForecastShift.objects.filter(
+            milestone__in=milestones,
+            new_finish__isnull=False,
+            created_at__gte=timezone.now() - timedelta(days=7),
+        )
+        .select_related("milestone")
+        .order_by("-created_at", "-pk")[:MOVED_LIMIT]
+    )
     context = {
         "team": team,
         "membership": membership,
@@ -71,5 +92,6 @@ def dashboard(request, team):
         "page": page,
         "today": today(),
         "statuses": MilestoneStatus,
+        "moved": moved,
     }
     return render(request, "milestones/dashboard.html", context)

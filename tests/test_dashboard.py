@@ -132,3 +132,34 @@ def test_it_shows_health_with_its_reasons(world, client_for):
     for reason in overdue.health_reasons:
         assert reason["message"] in page
     assert "passed 3 days ago" in page
+
+
+def test_it_shows_what_moved_this_week_and_why(world, client_for):
+    from milestones import health, services
+    from milestones.models import today
+
+    first = world.milestone
+    services.update_object(first, actor=world.admin, status="in_progress")
+    second = make_milestone(
+        world.plan,
+        world.admin,
+        title="Exports in the web app",
+        start_date=first.target_date,
+        target_date=first.target_date + datetime.timedelta(days=10),
+    )
+    services.add_dependency(first, second, actor=world.admin, lag_days=2)
+    health.evaluate_team(world.team.pk)
+    second.refresh_from_db()
+    before = second.forecast_finish
+    services.update_object(
+        first, actor=world.admin, target_date=first.target_date + datetime.timedelta(days=5)
+    )
+    health.evaluate_team(world.team.pk)
+    second.refresh_from_db()
+    assert second.forecast_finish == before + datetime.timedelta(days=5)
+    assert today() < second.forecast_finish
+
+    page = client_for(world.member).get(dashboard_url(world.team)).content.decode()
+    assert "What moved this week" in page
+    assert "5 days later" in page
+    assert f"{first.key} is forecast to finish later" in page
