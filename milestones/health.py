@@ -393,20 +393,23 @@ def _shift_cause(forecast: schedule.Forecast, keys: dict) -> str:
 def request_evaluation(team_id: int) -> None:
     """Re-evaluate the team once the current transaction commits (on the worker if one runs).
 
-    Asked at most once per team per transaction, however many changes the transaction makes.
+    Asked at most once per team per transaction, however many changes it makes: the check
+    looks at the callbacks this transaction has queued, which Django drops on rollback.
     """
-    conn = transaction.get_connection()
-    pending = conn.__dict__.setdefault("milepost_health_pending", set())
-    if team_id in pending:
+    pending = transaction.get_connection().run_on_commit
+    if any(getattr(callback, "health_team_id", None) == team_id for _, callback, _ in pending):
         return
-    pending.add(team_id)
-    transaction.on_commit(lambda: _enqueue(team_id))
+
+    def enqueue():
+        _enqueue(team_id)
+
+    enqueue.health_team_id = team_id
+    transaction.on_commit(enqueue)
 
 
 def _enqueue(team_id: int) -> None:
     from milestones.tasks import evaluate_team_health
 
-    transaction.get_connection().__dict__.get("milepost_health_pending", set()).discard(team_id)
     try:
         evaluate_team_health.delay(team_id)
     except Exception:  # the broker is down: the hourly sweep catches up

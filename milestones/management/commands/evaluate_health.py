@@ -20,6 +20,6 @@ class Command(BaseCommand):
             outcome = health.evaluate_team(each.pk)
             worse = sum(1 for t in outcome.transitions if t.is_worse)
             self.stdout.write(
-                f"{each.slug}: {outcome.evaluated} milestones evaluated, {outcome.changed} "
-                f"changed, {len(outcome.transitions)} health changes ({worse} worse)."
+                f"{each.slug}: {outcome.evaluated} milestone(s) evaluated, {outcome.changed} "
+                f"changed, {len(outcome.transitions)} health change(s) ({worse} worse)."
             )
