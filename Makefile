@@ -22,6 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	@[ -f .env ] || printf '# Local settings for this checkout (git-ignored); the environment wins.\nDEBUG=true\n' > .env
 	@touch $@
 
 var:

@@ -15,10 +15,15 @@ from config.env import (
     env_str,
     env_time_zone,
     env_url,
+    load_env_file,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MILEPOST_VAR_DIR") or BASE_DIR / "var")
+
+# A developer checkout's git-ignored .env (written by `make install`) fills in what the
+# environment does not set; deployments set real environment variables and have no .env.
+load_env_file(BASE_DIR / ".env")
 
 DEBUG = env_bool("DEBUG", default=False)
 

@@ -131,3 +131,23 @@ def test_production_settings_pass_the_deploy_check():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_a_local_env_file_fills_in_only_what_the_environment_leaves_unset(tmp_path, monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.env import load_env_file
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("# comment\n\nMILEPOST_A=from-file\nMILEPOST_B='quoted'\n")
+    monkeypatch.delenv("MILEPOST_A", raising=False)
+    monkeypatch.setenv("MILEPOST_B", "from-environment")
+    load_env_file(env_file)
+    assert os.environ["MILEPOST_A"] == "from-file"
+    assert os.environ["MILEPOST_B"] == "from-environment"
+    monkeypatch.delenv("MILEPOST_A")
+
+    env_file.write_text("DEBUG=true\nnot a setting\n")
+    with pytest.raises(ImproperlyConfigured, match="line 2: expected NAME=value"):
+        load_env_file(env_file)
+    load_env_file(tmp_path / "missing.env")  # no file is fine
