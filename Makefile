@@ -8,10 +8,11 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 # `make run` is for a developer's machine: debug mode, files under var/ unless
 # DATABASE_URL / REDIS_URL / EMAIL_URL say otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-true} SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)}
-# The suite runs with production-like settings (DEBUG off) and a throwaway key.
+# The suite runs with production-like settings (DEBUG off) and a throwaway key. Tasks run
+# eagerly in the test process; the integration tests start real workers with eager mode off.
 TEST_ENV := DEBUG=false SECRET_KEY=$${SECRET_KEY:-milepost-test-only-key} \
 	SECURE_SSL_REDIRECT=false SECURE_COOKIES=false ALLOWED_HOSTS='*' \
-	DJANGO_ALLOW_ASYNC_UNSAFE=true
+	DJANGO_ALLOW_ASYNC_UNSAFE=true CELERY_TASK_ALWAYS_EAGER=true
 
 .PHONY: install run test system-packages lint format migrate clean
 
