@@ -46,6 +46,7 @@ from milestones.models import (
     Risk,
     RiskStatus,
     StatusUpdate,
+    progress_percent,
     today,
 )
 
@@ -239,14 +240,10 @@ def _load(team_id: int):
 
 
 def _progress(row: dict, update: dict | None) -> int:
-    """The same formula as Milestone.progress; a milestone with nothing to check uses the
-    percent complete of its latest status update."""
-    if row["status"] == MilestoneStatus.COMPLETED:
-        return 100
-    total = row["must_total"] + row["acceptance_total"] + row["deliverables_total"]
-    done = row["must_met"] + row["acceptance_met"] + row["deliverables_accepted"]
-    if total:
-        return 100 * done // total
+    """Milestone progress; with nothing to check, the latest status update's percent."""
+    percent = progress_percent(row["status"], row)
+    if percent is not None:
+        return percent
     return update["percent_complete"] if update else 0
 
 

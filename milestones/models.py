@@ -413,10 +413,7 @@ class Milestone(models.Model):
         """
         if self.status == MilestoneStatus.COMPLETED:
             return 100
-        counts = self.progress_counts()
-        total = counts["must_total"] + counts["acceptance_total"] + counts["deliverables_total"]
-        done = counts["must_met"] + counts["acceptance_met"] + counts["deliverables_accepted"]
-        return (100 * done) // total if total else 0
+        return progress_percent(self.status, self.progress_counts()) or 0
 
     def progress_counts(self) -> dict:
         names = (
@@ -431,6 +428,18 @@ class Milestone(models.Model):
             return {name: getattr(self, name) for name in names}
         annotated = Milestone.objects.with_progress().values(*names).get(pk=self.pk)
         return annotated
+
+
+def progress_percent(status: str, counts: dict) -> int | None:
+    """The progress formula (see Milestone.progress) from `with_progress()` counts.
+
+    None when the milestone has nothing to check, so callers choose their own fallback.
+    """
+    if status == MilestoneStatus.COMPLETED:
+        return 100
+    total = counts["must_total"] + counts["acceptance_total"] + counts["deliverables_total"]
+    done = counts["must_met"] + counts["acceptance_met"] + counts["deliverables_accepted"]
+    return (100 * done) // total if total else None
 
 
 # --- Deliverables and criteria --------------------------------------------------------------

@@ -15,7 +15,6 @@ from milestones.models import (
     Milestone,
     MilestoneStatus,
     Plan,
-    today,
 )
 
 DASHBOARD_PAGE_SIZE = 50
@@ -90,7 +89,6 @@ def dashboard(request, team):
         "selected_plan": selected_plan,
         "counts": counts,
         "page": page,
-        "today": today(),
         "statuses": MilestoneStatus,
         "moved": moved,
     }
