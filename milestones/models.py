@@ -184,6 +184,9 @@ class Plan(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Bumped by every change made through services.update_object (optimistic concurrency).
+    version = models.PositiveIntegerField(default=1, editable=False)
+
     objects = PlanQuerySet.as_manager()
 
     class Meta:
@@ -240,6 +243,9 @@ class Stakeholder(models.Model):
     )
     content = models.CharField(max_length=200, blank=True, help_text="What they are told")
     position = models.PositiveIntegerField(default=0)
+
+    # Bumped by every change made through services.update_object (optimistic concurrency).
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         ordering = ["position", "pk"]
@@ -467,6 +473,9 @@ class Deliverable(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Bumped by every change made through services.update_object (optimistic concurrency).
+    version = models.PositiveIntegerField(default=1, editable=False)
+
     class Meta:
         ordering = ["milestone_id", "position", "pk"]
         constraints = [choices_constraint("status", DeliverableStatus, "deliverable_status_valid")]
@@ -542,6 +551,9 @@ class Criterion(models.Model):
     position = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Bumped by every change made through services.update_object (optimistic concurrency).
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         ordering = ["position", "pk"]
@@ -661,6 +673,9 @@ class Risk(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Bumped by every change made through services.update_object (optimistic concurrency).
+    version = models.PositiveIntegerField(default=1, editable=False)
+
     objects = RiskQuerySet.as_manager()
 
     class Meta:
@@ -711,6 +726,9 @@ class Blocker(models.Model):
     resolution = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Bumped by every change made through services.update_object (optimistic concurrency).
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     objects = BlockerQuerySet.as_manager()
 

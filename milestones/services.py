@@ -183,15 +183,30 @@ def update_object(obj, *, actor, **changes):
         raise
     update_fields = [fields[name].attname for name in diff]
     if isinstance(obj, Milestone):
-        obj.version = models.F("version") + 1
-        update_fields += ["version", "completed_on", "baseline_target_date"]
+        update_fields += ["completed_on", "baseline_target_date"]
+    _bump_version(obj, update_fields)
     if hasattr(obj, "updated_at"):
         update_fields.append("updated_at")
     obj.save(update_fields=sorted(set(update_fields)))
-    if isinstance(obj, Milestone):
+    if hasattr(obj, "version"):
         obj.refresh_from_db(fields=["version"])
     record_activity(actor, obj, "updated", diff)
     return diff
+
+
+def _bump_version(obj, update_fields: list):
+    """Editable objects carry a version so two editors notice each other (see `is_stale`)."""
+    if hasattr(obj, "version"):
+        obj.version = models.F("version") + 1
+        update_fields.append("version")
+
+
+def is_stale(obj, seen_version) -> bool:
+    """True when `obj` was saved by someone else since the editor loaded version `seen_version`."""
+    try:
+        return int(seen_version) != obj.version
+    except (TypeError, ValueError):
+        return True
 
 
 def _apply_status_dates(milestone: Milestone):
@@ -233,7 +248,10 @@ def set_criterion_checked(criterion: Criterion, *, actor, checked: bool) -> Crit
     criterion.checked = checked
     criterion.checked_by = actor if checked else None
     criterion.checked_at = timezone.now() if checked else None
-    criterion.save(update_fields=["checked", "checked_by", "checked_at", "updated_at"])
+    update_fields = ["checked", "checked_by", "checked_at", "updated_at"]
+    _bump_version(criterion, update_fields)
+    criterion.save(update_fields=update_fields)
+    criterion.refresh_from_db(fields=["version", "met"])
     record_activity(actor, criterion, "checked" if checked else "unchecked")
     return criterion
 

@@ -1,0 +1,1 @@
+"""Browser views of the team workspace, one module per page family."""
