@@ -18,10 +18,12 @@ from milestones.health import request_evaluation
 from milestones.models import (
     Activity,
     Criterion,
+    Deliverable,
     Dependency,
     Milestone,
     MilestoneStatus,
     Plan,
+    Stakeholder,
     StatusUpdate,
     today,
 )
@@ -268,3 +270,71 @@ def add_dependency(predecessor: Milestone, successor: Milestone, *, actor, lag_d
 def post_status_update(milestone: Milestone, *, actor, **fields) -> StatusUpdate:
     update = StatusUpdate(milestone=milestone, author=actor, **fields)
     return create_object(update, actor=actor)
+
+
+def _siblings(obj):
+    """The ordered list `obj` belongs to: a plan's milestones, a milestone's deliverables…"""
+    model = type(obj)
+    if isinstance(obj, Milestone | Stakeholder):
+        return model.objects.filter(plan_id=obj.plan_id)
+    if isinstance(obj, Criterion):
+        for owner in ("deliverable_id", "milestone_id", "plan_id"):
+            if getattr(obj, owner):
+                return Criterion.objects.filter(**{owner: getattr(obj, owner)})
+    if hasattr(obj, "milestone_id"):
+        return model.objects.filter(milestone_id=obj.milestone_id)
+    raise TypeError(f"{model.__name__} has no order")
+
+
+@transaction.atomic
+def move_in_order(obj, *, actor, offset: int) -> bool:
+    """Move `obj` `offset` places within its list (negative is up); False when it cannot move.
+
+    Positions of the whole list are rewritten 0…n-1 with the rows locked, so concurrent moves
+    and gaps or duplicates left by older data cannot produce an ambiguous order.
+    """
+    siblings = list(_siblings(obj).select_for_update().order_by("position", "pk"))
+    ids = [sibling.pk for sibling in siblings]
+    index = ids.index(obj.pk)
+    target = max(0, min(len(ids) - 1, index + offset))
+    if target == index:
+        return False
+    ids.insert(target, ids.pop(index))
+    by_id = {sibling.pk: sibling for sibling in siblings}
+    changed = []
+    for position, pk in enumerate(ids):
+        if by_id[pk].position != position:
+            by_id[pk].position = position
+            changed.append(by_id[pk])
+    type(obj).objects.bulk_update(changed, ["position"])
+    obj.position = target
+    record_activity(actor, obj, "moved", {"position": [index + 1, target + 1]})
+    return True
+
+
+def next_position(queryset) -> int:
+    """Where a new item goes: after the last one."""
+    last = queryset.aggregate(last=models.Max("position"))["last"]
+    return 0 if last is None else last + 1
+
+
+def deletion_summary(obj) -> dict[str, int]:
+    """What deleting `obj` takes with it, by kind, for the confirmation page."""
+    if isinstance(obj, Milestone):
+        return {
+            "deliverables": obj.deliverables.count(),
+            "criteria": Criterion.objects.filter(
+                models.Q(milestone=obj) | models.Q(deliverable__milestone=obj)
+            ).count(),
+            "risks": obj.risks.count(),
+            "blockers": obj.blockers.count(),
+            "dependencies": Dependency.objects.filter(
+                models.Q(predecessor=obj) | models.Q(successor=obj)
+            ).count(),
+            "status updates": obj.status_updates.count(),
+        }
+    if isinstance(obj, Deliverable):
+        return {"acceptance criteria": obj.criteria.count()}
+    if isinstance(obj, Plan):
+        return {"milestones": obj.milestones.count(), "plan criteria": obj.criteria.count()}
+    return {}

@@ -1,0 +1,102 @@
+"""Pieces every workspace page uses: HTMX-or-full-page responses, errors, edit conflicts."""
+
+import json
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django_htmx.http import trigger_client_event
+
+from milestones.services import is_stale
+
+# The event other fragments listen for to refresh themselves (progress, health, activity).
+CHANGED_EVENT = "milestone-changed"
+PLAN_CHANGED_EVENT = "plan-changed"
+
+
+@dataclass(frozen=True)
+class FieldConflict:
+    label: str
+    theirs: str
+    yours: str
+
+
+def apply_errors(form, error: ValidationError) -> None:
+    """Put a model's ValidationError on the form: field errors by field, the rest on top."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for name, errors in error.error_dict.items():
+        if name in form.fields and name not in ("version", "original"):
+            form.add_error(name, errors)
+        else:
+            for message in errors:
+                form.add_error(None, message)
+
+
+def conflicting_fields(form, current) -> list[FieldConflict]:
+    """Fields someone else changed since this editor loaded the form, with both values.
+
+    Only a save in between (the version moved) can conflict, and only on fields whose stored
+    value is no longer the one the editor started from: two people editing different parts
+    of a milestone both succeed, two people editing the same field never overwrite silently.
+    """
+    if not is_stale(current, form.data.get(form.add_prefix("version"))):
+        return []
+    original = form.original_values()
+    now = form.snapshot(current)
+    conflicts = []
+    for name in form.editable_names:
+        if original is not None and original.get(name) == now[name]:
+            continue
+        bound = form[name]
+        yours = _display(bound, form.data.get(form.add_prefix(name), ""))
+        theirs = _display(bound, now[name])
+        if original is None and yours == theirs:
+            continue
+        conflicts.append(FieldConflict(str(bound.label), theirs, yours))
+    return conflicts
+
+
+def _display(bound_field, raw) -> str:
+    """A stored or submitted raw value as the person sees it (choice labels, not codes)."""
+    raw = "" if raw is None else str(raw)
+    choices = getattr(bound_field.field, "choices", None)
+    if choices is not None:
+        for value, label in choices:
+            if str(getattr(value, "value", value)) == raw:
+                return str(label)
+    return raw or "—"
+
+
+def restart_form(form, current):
+    """The same input on top of the current version, so re-applying it is one click."""
+    data = form.data.copy()
+    data[form.add_prefix("version")] = str(current.version)
+    data[form.add_prefix("original")] = json.dumps(form.snapshot(current))
+    return type(form)(
+        data, instance=current, team_id=form.team_id, auto_id=form.auto_id, **form.extra_kwargs
+    )
+
+
+def respond(
+    request,
+    template: str,
+    context: dict,
+    *,
+    partial: str | None,
+    redirect_to: str | None = None,
+    event: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """Render `partial` for HTMX, else the whole page; after a successful write without
+    HTMX, redirect (post/redirect/get) to `redirect_to`."""
+    if request.htmx and partial:
+        response = render(request, f"{template}#{partial}", context, status=status)
+        if event:
+            trigger_client_event(response, event, {})
+        return response
+    if redirect_to and status == 200 and request.method == "POST":
+        return redirect(redirect_to)
+    return render(request, template, context, status=status)
