@@ -5,8 +5,10 @@ when the services save. Owner fields offer the team's members only.
 """
 
 import json
+from decimal import Decimal
 
 from django import forms
+from django.db import models
 
 from accounts.models import User
 from milestones.models import (
@@ -27,6 +29,17 @@ LONG_TEXT = forms.Textarea(attrs={"rows": 8})
 
 def team_members(team_id: int):
     return User.objects.filter(memberships__team_id=team_id).order_by("first_name", "username")
+
+
+def as_text(value) -> str:
+    """One spelling per value, so stored and submitted values compare equal when they are."""
+    if value is None:
+        return ""
+    if isinstance(value, models.Model):
+        return str(value.pk)
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
 
 
 class MemberChoiceField(forms.ModelChoiceField):
@@ -90,12 +103,14 @@ class WorkspaceForm(forms.ModelForm):
 
     def snapshot(self, obj) -> dict[str, str]:
         """The editable fields of `obj` as strings, comparable across requests."""
-        values = {}
-        for name in self.editable_names:
-            field = obj._meta.get_field(name)
-            value = field.value_from_object(obj)
-            values[name] = "" if value is None else str(value)
-        return values
+        return {
+            name: as_text(obj._meta.get_field(name).value_from_object(obj))
+            for name in self.editable_names
+        }
+
+    def submitted(self) -> dict[str, str]:
+        """The cleaned input in the same string form as `snapshot`."""
+        return {name: as_text(self.cleaned_data.get(name)) for name in self.editable_names}
 
     def changes(self) -> dict:
         """The cleaned values of the editable fields, for services.update_object."""

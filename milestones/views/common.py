@@ -36,27 +36,43 @@ def apply_errors(form, error: ValidationError) -> None:
 
 
 def conflicting_fields(form, current) -> list[FieldConflict]:
-    """Fields someone else changed since this editor loaded the form, with both values.
+    """Fields both this editor and someone else changed, differently, since the form loaded.
 
-    Only a save in between (the version moved) can conflict, and only on fields whose stored
-    value is no longer the one the editor started from: two people editing different parts
-    of a milestone both succeed, two people editing the same field never overwrite silently.
+    A three-way comparison per field of what the editor started from (`original`), what is
+    stored now and what the editor submitted: only a field changed on both sides to different
+    values conflicts. Two people editing different fields of a milestone both succeed; nobody
+    overwrites someone else's change without seeing it.
     """
     if not is_stale(current, form.data.get(form.add_prefix("version"))):
         return []
-    original = form.original_values()
-    now = form.snapshot(current)
+    original = form.original_values() or {}
+    now, yours = form.snapshot(current), form.submitted()
     conflicts = []
     for name in form.editable_names:
-        if original is not None and original.get(name) == now[name]:
-            continue
+        if name in original and original[name] == now[name]:
+            continue  # nobody else touched it
+        if yours[name] == now[name] or (name in original and yours[name] == original[name]):
+            continue  # same outcome, or only they changed it (merged_changes keeps theirs)
         bound = form[name]
-        yours = _display(bound, form.data.get(form.add_prefix(name), ""))
-        theirs = _display(bound, now[name])
-        if original is None and yours == theirs:
-            continue
-        conflicts.append(FieldConflict(str(bound.label), theirs, yours))
+        conflicts.append(
+            FieldConflict(
+                str(bound.label), _display(bound, now[name]), _display(bound, yours[name])
+            )
+        )
     return conflicts
+
+
+def merged_changes(form, current) -> dict:
+    """The editor's changes, minus fields only someone else changed since the form loaded."""
+    changes = form.changes()
+    if not is_stale(current, form.data.get(form.add_prefix("version"))):
+        return changes
+    original = form.original_values() or {}
+    now, yours = form.snapshot(current), form.submitted()
+    for name in list(changes):
+        if name in original and yours[name] == original[name] != now[name]:
+            del changes[name]
+    return changes
 
 
 def _display(bound_field, raw) -> str:

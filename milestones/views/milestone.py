@@ -45,6 +45,7 @@ from milestones.views.common import (
     CHANGED_EVENT,
     apply_errors,
     conflicting_fields,
+    merged_changes,
     respond,
     restart_form,
 )
@@ -346,7 +347,7 @@ def _save_fields(request, milestone, membership, section, form_class):
                 state = EditState(section, form=restart_form(form, current), conflicts=conflicts)
                 return render_section(request, current, membership, section, state=state)
             try:
-                services.update_object(current, actor=request.user, **form.changes())
+                services.update_object(current, actor=request.user, **merged_changes(form, current))
             except ValidationError as error:
                 apply_errors(form, error)
             else:
@@ -514,7 +515,7 @@ def _edit_item(request, milestone, membership, kind, spec, obj, form_class):
                 )
                 return render_section(request, milestone, membership, spec.section, state=state)
             try:
-                services.update_object(current, actor=request.user, **form.changes())
+                services.update_object(current, actor=request.user, **merged_changes(form, current))
             except ValidationError as error:
                 apply_errors(form, error)
             else:

@@ -31,6 +31,7 @@ from milestones.views.common import (
     PLAN_CHANGED_EVENT,
     apply_errors,
     conflicting_fields,
+    merged_changes,
     respond,
     restart_form,
 )
@@ -150,7 +151,7 @@ def plan_section(request, team, key, section):
                 state = EditState("meta", form=restart_form(form, current), conflicts=conflicts)
                 return render_section(request, current, membership, "meta", state=state)
             try:
-                services.update_object(current, actor=request.user, **form.changes())
+                services.update_object(current, actor=request.user, **merged_changes(form, current))
             except ValidationError as error:
                 apply_errors(form, error)
             else:
@@ -285,7 +286,7 @@ def plan_item(request, team, key, kind, pk, action):
                 state = EditState(f"edit-{kind}", obj.pk, restart_form(form, current), conflicts)
                 return render_section(request, plan, membership, section, state=state)
             try:
-                services.update_object(current, actor=request.user, **form.changes())
+                services.update_object(current, actor=request.user, **merged_changes(form, current))
             except ValidationError as error:
                 apply_errors(form, error)
             else:
