@@ -990,4 +990,16 @@ class Activity(models.Model):
 
     def describe(self) -> str:
         who = self.actor.display_name if self.actor else "Milepost"
-        return f"{who} {self.verb} {self.object_type.replace('_', ' ')} “{self.object_repr}”"
+        return f"{who} {self.verb} {self.object_label} “{self.object_repr}”"
+
+    @property
+    def object_label(self) -> str:
+        """“status update” rather than the model name “statusupdate”."""
+        from django.apps import apps
+
+        for app_label in ("milestones", "accounts"):
+            try:
+                return str(apps.get_model(app_label, self.object_type)._meta.verbose_name)
+            except LookupError:
+                continue
+        return self.object_type.replace("_", " ")
