@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.models import Membership, Role, Team, User
+from accounts.models import Invitation, Membership, Role, Team, User
 
 
 def admin_team_ids(request):
@@ -57,3 +57,39 @@ class MembershipAdmin(admin.ModelAdmin):
         if db_field.name == "team" and not request.user.is_superuser:
             kwargs["queryset"] = Team.objects.filter(pk__in=admin_team_ids(request))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Read-mostly: invitations are made (and mailed) on a team's Members page.
+
+    The admin can look them up and revoke pending ones, through the same function as the page.
+    Deleting stays allowed (by model permission) so that deleting a team is not blocked.
+    """
+
+    list_display = ("email", "team", "role", "invited_by", "created_at", "sent_at", "state")
+    list_filter = ("role", "team")
+    search_fields = ("email",)
+    list_select_related = ("team", "invited_by")
+    readonly_fields = [field.name for field in Invitation._meta.fields]
+    actions = ["revoke"]
+
+    @admin.display(description="state")
+    def state(self, invitation):
+        return invitation.state
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(team_id__in=admin_team_ids(request))
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the selected pending invitations")
+    def revoke(self, request, queryset):
+        from accounts.members import revoke_invitation
+
+        revoked = sum(revoke_invitation(invitation, actor=request.user) for invitation in queryset)
+        self.message_user(request, f"Revoked {revoked} invitation(s).")

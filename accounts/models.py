@@ -1,10 +1,15 @@
+import datetime
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
-from django.core.exceptions import PermissionDenied
+from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 
 
@@ -174,3 +179,145 @@ def access_team(user, slug: str, *, for_write: bool = False, admin: bool = False
     if for_write and not membership.can_write:
         raise PermissionDenied("Viewers can look but not change anything.")
     return membership
+
+
+# --- Invitations ---------------------------------------------------------------------------
+
+# An invitation link works for this long after it was mailed; re-sending mails a fresh link.
+INVITATION_MAX_AGE = datetime.timedelta(days=14)
+INVITATION_SALT = "accounts.invitation"
+
+
+class InvitationError(Exception):
+    """An invitation link that cannot be used; `reason` says why, for the error page."""
+
+    INVALID, EXPIRED, REVOKED, USED = "invalid", "expired", "revoked", "used"
+
+    def __init__(self, reason: str, invitation: "Invitation | None" = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.invitation = invitation
+
+
+class InvitationQuerySet(models.QuerySet):
+    def pending(self):
+        """Neither accepted nor revoked (an expired link is still pending: it can be re-sent)."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+    def for_email(self, email: str):
+        return self.filter(email__iexact=email.strip())
+
+    def from_token(self, token: str) -> "Invitation":
+        """The pending invitation a mailed link stands for, or InvitationError saying why not."""
+        try:
+            pk = signing.loads(
+                token, salt=INVITATION_SALT, max_age=INVITATION_MAX_AGE.total_seconds()
+            )
+        except signing.SignatureExpired:
+            reason = InvitationError.EXPIRED
+            pk = _unverified_pk(token)
+            invitation = self.select_related("team").filter(pk=pk).first() if pk else None
+            if invitation and not invitation.is_pending:
+                reason = invitation.state  # "used" or "revoked" says more than "expired"
+            raise InvitationError(reason, invitation) from None
+        except signing.BadSignature:
+            raise InvitationError(InvitationError.INVALID) from None
+        invitation = (
+            self.select_related("team", "invited_by").filter(pk=pk).first()
+            if isinstance(pk, int)
+            else None
+        )
+        if invitation is None:
+            raise InvitationError(InvitationError.INVALID)
+        if not invitation.is_pending:
+            raise InvitationError(invitation.state, invitation)
+        return invitation
+
+
+def _unverified_pk(token: str) -> int | None:
+    """The id inside a correctly signed but expired token (only used to word the error)."""
+    try:
+        pk = signing.loads(token, salt=INVITATION_SALT)
+    except signing.BadSignature:
+        return None
+    return pk if isinstance(pk, int) else None
+
+
+class Invitation(models.Model):
+    """An e-mail address asked to join a team with a role, by a signed link that is mailed.
+
+    Pending until it is accepted (which creates the membership) or revoked. At most one pending
+    invitation per team and address: inviting the address again updates and re-sends that one.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField("e-mail address")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # When the latest mail went out; None while it has not (yet) been sent successfully.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                "team",
+                Lower("email"),
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_pending_per_email",
+                violation_error_message="This address already has a pending invitation.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values), name="invitation_role_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.email} to {self.team} ({self.get_role_display()})"
+
+    def clean(self):
+        if self.is_pending and self.team_id and self.email:
+            members = Membership.objects.filter(
+                team_id=self.team_id, user__email__iexact=self.email
+            )
+            if members.exists():
+                raise ValidationError({"email": f"{self.email} is already a member of this team."})
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at:
+            return InvitationError.USED
+        if self.revoked_at:
+            return InvitationError.REVOKED
+        return "expired" if self.is_expired else "pending"
+
+    @property
+    def expires_at(self) -> datetime.datetime | None:
+        return self.sent_at + INVITATION_MAX_AGE if self.sent_at else None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def make_token(self) -> str:
+        """A signed, timestamped token carrying this invitation's id (see INVITATION_MAX_AGE)."""
+        return signing.dumps(self.pk, salt=INVITATION_SALT)
+
+    def accept_url(self, token: str) -> str:
+        """The absolute link for the mail (links in mails use settings.SITE_URL)."""
+        path = reverse("accounts:invitation_accept", kwargs={"token": token})
+        return settings.SITE_URL.rstrip("/") + path

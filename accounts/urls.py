@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import members, views
 
 app_name = "accounts"
 
@@ -28,4 +28,5 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("teams/switch/", views.switch_team, name="switch_team"),
+    path("invitations/<str:token>/", members.invitation_accept, name="invitation_accept"),
 ]
