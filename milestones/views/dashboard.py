@@ -181,11 +181,10 @@ def overview(user, team) -> dict:
     plans = list(Plan.objects.in_team(team).open().select_related("owner").order_by("title"))
     add_plan_progress(team, plans)
 
-    open_milestones = Milestone.objects.in_team(team).open().select_related("plan")
     attention, attention_total = first_rows(
-        open_milestones.annotate(
-            late_blockers=subquery_count(Blocker.objects.past_target(on), "milestone")
-        )
+        Milestone.objects.in_team(team)
+        .open()
+        .annotate(late_blockers=subquery_count(Blocker.objects.past_target(on), "milestone"))
         .filter(
             Q(health__in=(Health.AT_RISK, Health.OFF_TRACK))
             | Q(pk__in=Milestone.objects.in_team(team).overdue(on).values("pk"))
@@ -196,7 +195,7 @@ def overview(user, team) -> dict:
     due_soon, due_soon_total = first_rows(
         Milestone.objects.in_team(team)
         .due_within(DUE_SOON_DAYS, on)
-        .select_related("plan", "owner")
+        .select_related("owner")
         .order_by("target_date", "key")
     )
     # Status updates I owe: milestones I own that are in progress with no update for more than
