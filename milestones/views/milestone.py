@@ -387,6 +387,7 @@ ITEM_KINDS = {
     "dependency": ItemKind(Dependency, None, "dependencies", "successor"),
 }
 MOVES = {"up": -1, "down": 1}
+ORDERED_KINDS = {"deliverable", "acceptance", "success"}  # the kinds people put in order
 
 
 def _kind(kind: str) -> ItemKind:
@@ -462,6 +463,8 @@ def item(request, team, key, kind, pk, action):
     membership = access_team(request.user, team)
     obj = _item(kind, milestone, pk)
     if action in MOVES:
+        if kind not in ORDERED_KINDS:
+            raise Http404("No such action.")
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         services.move_in_order(obj, actor=request.user, offset=MOVES[action])
@@ -500,8 +503,8 @@ def _edit_item(request, milestone, membership, kind, spec, obj, form_class):
 
     if request.method == "GET":
         form = make(instance=obj)
-        if action == "resolve":
-            form.initial.setdefault("resolved_on", today())
+        if action == "resolve" and not form.initial.get("resolved_on"):
+            form.initial["resolved_on"] = today()
         state = EditState(kind=f"{action}-{kind}", pk=obj.pk, form=form)
         return render_section(request, milestone, membership, spec.section, state=state)
     with transaction.atomic():
