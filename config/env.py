@@ -118,7 +118,12 @@ def database_from_url(name: str, default: str) -> dict:
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }
-    elif config["ENGINE"] != "django.db.backends.postgresql":
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        # Page queries are short; PostgreSQL's JIT compiles the costlier ones (the dashboard's
+        # per-milestone progress counts on a large team) for longer than they take to run.
+        options = config.setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c jit=off".strip()
+    else:
         raise ImproperlyConfigured(f"{name} must point at PostgreSQL or SQLite, got {raw!r}.")
     return config
 

@@ -1507,3 +1507,19 @@ def test_an_acceptance_criterion_conflict_keeps_its_own_form(filled):
     assert "level" not in again and again["text"] == "Returns 202 always"
     assert_fragment(max_.post(url, again, **HX), "deliverables")
     assert Criterion.objects.get(pk=filled.a1.pk).text == "Returns 202 always"
+
+
+def test_item_links_built_from_the_prefix_match_the_url_patterns(filled, client_for):
+    """The templates append to `item_base` instead of reversing each URL; they must agree."""
+    deliverable = filled.d1
+    criterion = deliverable.criteria.order_by("position").first()
+    html = client_for(filled.world.member).get(page_url(filled.milestone)).content.decode()
+    for kind, obj, action in [
+        ("acceptance", criterion, "toggle"),
+        ("acceptance", criterion, "edit"),
+        ("acceptance", criterion, "delete"),
+        ("acceptance", criterion, "up"),
+        ("deliverable", deliverable, "down"),
+        ("deliverable", deliverable, "edit"),
+    ]:
+        assert f'"{item_url(filled.milestone, kind, obj.pk, action)}"' in html, (kind, action)

@@ -151,3 +151,18 @@ def test_a_local_env_file_fills_in_only_what_the_environment_leaves_unset(tmp_pa
     with pytest.raises(ImproperlyConfigured, match="line 2: expected NAME=value"):
         load_env_file(env_file)
     load_env_file(tmp_path / "missing.env")  # no file is fine
+
+
+@pytest.mark.django_db
+def test_postgresql_connections_run_without_jit():
+    """JIT compiling costs more than the short page queries it would speed up."""
+    from django.db import connection
+
+    from config.env import database_from_url
+
+    config = database_from_url("DATABASE_URL", "postgres://milepost@db.internal/milepost")
+    assert config["OPTIONS"]["options"] == "-c jit=off"
+    if connection.vendor == "postgresql":  # the suite's own database, when it is PostgreSQL
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            assert cursor.fetchone()[0] == "off"

@@ -226,6 +226,9 @@ def page_context(request, milestone, membership, *, section=None, state=None, **
         "nav": "plans",
         "levels": Level,
         "is_closed": milestone.status in CLOSED_STATUSES,
+        # Item URLs are /t/<team>/m/<key>/<kind>/<pk>/<action>/ (see milestones/urls.py); the
+        # templates append to this prefix because reversing hundreds of them per page is slow.
+        "item_base": reverse("milestone", args=[milestone.team.slug, milestone.key]),
         **extra,
     }
     return context
