@@ -86,6 +86,8 @@ def shoot(base: str, out: Path):
         "timeline": "/t/demo/timeline/",
         "members": "/t/demo/members/",
         "new-milestone": "/t/demo/milestones/new/",
+        "milestone-editing-details": "/t/demo/m/MLS-003/section/meta/?edit=1",
+        "milestone-adding-deliverable": "/t/demo/m/MLS-003/deliverable/add/",
     }
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
