@@ -141,7 +141,11 @@ def plan_section(request, team, key, section):
         form = forms.PlanForm(instance=plan, team_id=plan.team_id, id_prefix="plan")
         return render_section(request, plan, membership, "meta", state=EditState("meta", form=form))
     with transaction.atomic():
-        current = Plan.objects.select_for_update().select_related("team", "owner").get(pk=plan.pk)
+        current = (
+            Plan.objects.select_for_update(of=("self",))
+            .select_related("team", "owner")
+            .get(pk=plan.pk)
+        )
         form = forms.PlanForm(
             request.POST, instance=current, team_id=plan.team_id, id_prefix="plan"
         )
