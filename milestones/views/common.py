@@ -8,6 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django_htmx.http import trigger_client_event
 
+from milestones import services
 from milestones.services import is_stale
 
 # The event other fragments listen for to refresh themselves (progress, health, activity).
@@ -20,6 +21,42 @@ class FieldConflict:
     label: str
     theirs: str
     yours: str
+
+
+@dataclass
+class EditState:
+    """Which form a section shows open, with its (possibly invalid) input and any conflict."""
+
+    kind: str = ""
+    pk: int | None = None
+    form: object = None
+    conflicts: list | None = None
+
+
+@dataclass(frozen=True)
+class EditOutcome:
+    saved: bool
+    form: object = None
+    conflicts: list | None = None
+
+
+def save_edit(form, current, *, actor) -> EditOutcome:
+    """Validate `form` and save it onto `current` through the services, unless it conflicts.
+
+    Call inside a transaction with `current` freshly read and locked. On a conflict the
+    outcome carries a new form with the editor's input on top of the current version.
+    """
+    if form.is_valid():
+        conflicts = conflicting_fields(form, current)
+        if conflicts:
+            return EditOutcome(False, restart_form(form, current), conflicts)
+        try:
+            services.update_object(current, actor=actor, **merged_changes(form, current))
+        except ValidationError as error:
+            apply_errors(form, error)
+        else:
+            return EditOutcome(True, form)
+    return EditOutcome(False, form)
 
 
 def apply_errors(form, error: ValidationError) -> None:

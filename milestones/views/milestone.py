@@ -43,11 +43,10 @@ from milestones.models import (
 )
 from milestones.views.common import (
     CHANGED_EVENT,
+    EditState,
     apply_errors,
-    conflicting_fields,
-    merged_changes,
     respond,
-    restart_form,
+    save_edit,
 )
 
 TEMPLATE = "milestones/milestone.html"
@@ -203,16 +202,6 @@ class MilestoneSpec:
         )
 
 
-@dataclass
-class EditState:
-    """Which form a section shows open, with its (possibly invalid) input and any conflict."""
-
-    kind: str = ""
-    pk: int | None = None
-    form: object = None
-    conflicts: list | None = None
-
-
 def page_context(request, milestone, membership, *, section=None, state=None, **extra):
     state = state or EditState()
     context = {
@@ -337,27 +326,18 @@ def section(request, team, key, section):
 def _save_fields(request, milestone, membership, section, form_class):
     with transaction.atomic():
         current = (
-            Milestone.objects.select_for_update()
+            Milestone.objects.select_for_update(of=("self",))
             .select_related("team", "plan")
             .get(pk=milestone.pk)
         )
         form = form_class(
             request.POST, instance=current, team_id=current.team_id, id_prefix=section
         )
-        if form.is_valid():
-            conflicts = conflicting_fields(form, current)
-            if conflicts:
-                state = EditState(section, form=restart_form(form, current), conflicts=conflicts)
-                return render_section(request, current, membership, section, state=state)
-            try:
-                services.update_object(current, actor=request.user, **merged_changes(form, current))
-            except ValidationError as error:
-                apply_errors(form, error)
-            else:
-                return render_section(request, current, membership, section, changed=True)
-    return render_section(
-        request, current, membership, section, state=EditState(section, form=form)
-    )
+        outcome = save_edit(form, current, actor=request.user)
+    if outcome.saved:
+        return render_section(request, current, membership, section, changed=True)
+    state = EditState(section, form=outcome.form, conflicts=outcome.conflicts)
+    return render_section(request, current, membership, section, state=state)
 
 
 # --- Items inside the milestone: deliverables, criteria, risks, blockers, … -------------------
@@ -512,21 +492,10 @@ def _edit_item(request, milestone, membership, kind, spec, obj, form_class):
         return render_section(request, milestone, membership, spec.section, state=state)
     with transaction.atomic():
         current = type(obj).objects.select_for_update().get(pk=obj.pk)
-        form = make(request.POST, instance=current)
-        if form.is_valid():
-            conflicts = conflicting_fields(form, current)
-            if conflicts:
-                state = EditState(
-                    f"{action}-{kind}", current.pk, restart_form(form, current), conflicts
-                )
-                return render_section(request, milestone, membership, spec.section, state=state)
-            try:
-                services.update_object(current, actor=request.user, **merged_changes(form, current))
-            except ValidationError as error:
-                apply_errors(form, error)
-            else:
-                return render_section(request, milestone, membership, spec.section, changed=True)
-    state = EditState(kind=f"{action}-{kind}", pk=obj.pk, form=form)
+        outcome = save_edit(make(request.POST, instance=current), current, actor=request.user)
+    if outcome.saved:
+        return render_section(request, milestone, membership, spec.section, changed=True)
+    state = EditState(f"{action}-{kind}", obj.pk, outcome.form, outcome.conflicts)
     return render_section(request, milestone, membership, spec.section, state=state)
 
 

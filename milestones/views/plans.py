@@ -29,13 +29,12 @@ from milestones.models import (
 from milestones.timeline import build_timeline
 from milestones.views.common import (
     PLAN_CHANGED_EVENT,
+    EditState,
     apply_errors,
-    conflicting_fields,
-    merged_changes,
     respond,
-    restart_form,
+    save_edit,
 )
-from milestones.views.milestone import MOVES, EditState
+from milestones.views.milestone import MOVES
 
 TEMPLATE = "milestones/plan.html"
 SECTIONS = {"meta", "criteria", "milestones", "stakeholders"}
@@ -149,18 +148,11 @@ def plan_section(request, team, key, section):
         form = forms.PlanForm(
             request.POST, instance=current, team_id=plan.team_id, id_prefix="plan"
         )
-        if form.is_valid():
-            conflicts = conflicting_fields(form, current)
-            if conflicts:
-                state = EditState("meta", form=restart_form(form, current), conflicts=conflicts)
-                return render_section(request, current, membership, "meta", state=state)
-            try:
-                services.update_object(current, actor=request.user, **merged_changes(form, current))
-            except ValidationError as error:
-                apply_errors(form, error)
-            else:
-                return render_section(request, current, membership, "meta", changed=True)
-    return render_section(request, current, membership, "meta", state=EditState("meta", form=form))
+        outcome = save_edit(form, current, actor=request.user)
+    if outcome.saved:
+        return render_section(request, current, membership, "meta", changed=True)
+    state = EditState("meta", form=outcome.form, conflicts=outcome.conflicts)
+    return render_section(request, current, membership, "meta", state=state)
 
 
 @login_required
@@ -284,16 +276,8 @@ def plan_item(request, team, key, kind, pk, action):
         form = form_class(
             request.POST, instance=current, team_id=plan.team_id, id_prefix=prefix, **kwargs
         )
-        if form.is_valid():
-            conflicts = conflicting_fields(form, current)
-            if conflicts:
-                state = EditState(f"edit-{kind}", obj.pk, restart_form(form, current), conflicts)
-                return render_section(request, plan, membership, section, state=state)
-            try:
-                services.update_object(current, actor=request.user, **merged_changes(form, current))
-            except ValidationError as error:
-                apply_errors(form, error)
-            else:
-                return render_section(request, plan, membership, section, changed=True)
-    state = EditState(f"edit-{kind}", obj.pk, form)
+        outcome = save_edit(form, current, actor=request.user)
+    if outcome.saved:
+        return render_section(request, plan, membership, section, changed=True)
+    state = EditState(f"edit-{kind}", obj.pk, outcome.form, outcome.conflicts)
     return render_section(request, plan, membership, section, state=state)
