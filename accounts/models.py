@@ -60,6 +60,20 @@ class TeamQuerySet(models.QuerySet):
         return self.filter(memberships__user=user)
 
 
+def default_signoff_roles() -> list[str]:
+    return ["Tech lead", "Product owner", "Operations lead"]
+
+
+def validate_role_names(value):
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValidationError("Give the sign-off roles as a list of names.")
+    names = [name.strip() for name in value]
+    if any(not name or len(name) > 60 for name in names):
+        raise ValidationError("Each sign-off role needs a name of at most 60 characters.")
+    if len({name.casefold() for name in names}) != len(names):
+        raise ValidationError("Each sign-off role may appear only once.")
+
+
 class Team(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
@@ -95,6 +109,13 @@ class Team(models.Model):
         default=50,
         validators=[MaxValueValidator(100)],
         help_text="At risk when the latest update's confidence is below this.",
+    )
+    signoff_roles = models.JSONField(
+        "default sign-off roles",
+        default=default_signoff_roles,
+        blank=True,
+        validators=[validate_role_names],
+        help_text="The roles every new milestone must be signed off by, in order.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

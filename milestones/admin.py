@@ -19,6 +19,8 @@ from milestones.models import (
     Milestone,
     Plan,
     Risk,
+    SignoffDecision,
+    SignoffRole,
     Stakeholder,
     StatusUpdate,
 )
@@ -136,13 +138,7 @@ class StakeholderAdmin(TeamScopedAdmin):
     list_display = ("__str__", "plan", "frequency", "channel")
 
 
-@admin.register(Activity)
-class ActivityAdmin(TeamScopedAdmin):
-    """The activity log is a record: readable, never edited."""
-
-    list_display = ("created_at", "actor", "verb", "object_type", "object_repr", "team")
-    list_filter = ("verb", "object_type")
-
+class ReadOnlyAdmin(TeamScopedAdmin):
     def has_add_permission(self, request):
         return False
 
@@ -151,3 +147,31 @@ class ActivityAdmin(TeamScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Activity)
+class ActivityAdmin(ReadOnlyAdmin):
+    """The activity log is a record: readable, never edited."""
+
+    list_display = ("created_at", "actor", "verb", "object_type", "object_repr", "team")
+    list_filter = ("verb", "object_type")
+
+
+@admin.register(SignoffRole)
+class SignoffRoleAdmin(ReadOnlyAdmin):
+    """Roles and holders change on the milestone page, where the rules and the log apply."""
+
+    team_path = "milestone__team"
+    list_display = ("name", "milestone", "holder", "removed_at")
+    list_select_related = ("milestone", "holder")
+
+
+@admin.register(SignoffDecision)
+class SignoffDecisionAdmin(ReadOnlyAdmin):
+    """Decisions are an append-only record: nobody edits or deletes one, here or anywhere."""
+
+    team_path = "milestone__team"
+    list_display = ("decided_at", "milestone", "role_name", "outcome", "decided_by_name")
+    list_filter = ("outcome", "with_exceptions")
+    list_select_related = ("milestone",)
+    readonly_fields = [field.name for field in SignoffDecision._meta.fields]

@@ -18,6 +18,7 @@ from milestones.models import (
     Milestone,
     Plan,
     Risk,
+    SignoffOutcome,
     Stakeholder,
     StatusUpdate,
 )
@@ -299,3 +300,60 @@ class DependencyForm(forms.Form):
         if milestone is None:
             raise forms.ValidationError(f"No milestone {key} in this team.")
         return milestone
+
+
+# --- Sign-offs ------------------------------------------------------------------------------
+
+DECISION_CHOICES = [
+    ("approve", "Approve"),
+    ("approve_with_exceptions", "Approve with exceptions"),
+    ("request_changes", "Request changes"),
+    ("reject", "Reject"),
+]
+# What each choice records: (outcome, with_exceptions).
+DECISION_MEANING = {
+    "approve": (SignoffOutcome.APPROVED, False),
+    "approve_with_exceptions": (SignoffOutcome.APPROVED, True),
+    "request_changes": (SignoffOutcome.CHANGES_REQUESTED, False),
+    "reject": (SignoffOutcome.REJECTED, False),
+}
+
+
+class SignoffDecisionForm(forms.Form):
+    """A holder's decision. Submitted twice: once to review, once with `confirmed` to record."""
+
+    decision = forms.ChoiceField(choices=DECISION_CHOICES, widget=forms.RadioSelect)
+    comment = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required to request changes or reject; with exceptions, name them here.",
+    )
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, id_prefix: str, **kwargs):
+        kwargs.setdefault("auto_id", f"{id_prefix}-%s")
+        super().__init__(*args, **kwargs)
+
+    @property
+    def meaning(self) -> tuple[str, bool]:
+        return DECISION_MEANING[self.cleaned_data["decision"]]
+
+    @property
+    def decision_label(self) -> str:
+        return dict(DECISION_CHOICES)[self.cleaned_data["decision"]]
+
+
+class SignoffHolderForm(forms.Form):
+    holder = MemberChoiceField(queryset=User.objects.none(), required=False, empty_label="Nobody")
+
+    def __init__(self, *args, team_id: int, id_prefix: str, **kwargs):
+        kwargs.setdefault("auto_id", f"{id_prefix}-%s")
+        super().__init__(*args, **kwargs)
+        self.fields["holder"].queryset = team_members(team_id)
+
+
+class SignoffRoleForm(SignoffHolderForm):
+    name = forms.CharField(label="Role", max_length=60)
+
+    field_order = ["name", "holder"]

@@ -13,8 +13,9 @@ Rules (thresholds are fields on Team, defaults in brackets):
   [20] points); `pushed_by_predecessor` (a predecessor's forecast finish + lag moves this one's
   forecast finish past its target); `unmitigated_risk` (an open risk scoring at least
   health_risk_score [6] with no mitigation); `blocker_overdue` (an unresolved blocker past its
-  target resolution date); `signoffs_missing` (within health_signoff_days [7] of the target with
-  sign-offs missing, once sign-offs exist); `stale_update` (in progress and no status update for
+  target resolution date); `signoffs_missing` (within health_signoff_days [7] of the target,
+  a milestone whose sign-off roles have holders lacks a current approval for some role);
+  `stale_update` (in progress and no status update for
   more than health_stale_update_days [10] days); `reported_health` (the latest status update
   reports a worse health; its own level counts); `low_confidence` (latest update's confidence
   below health_min_confidence [50]).
@@ -24,14 +25,14 @@ Rules (thresholds are fields on Team, defaults in brackets):
 import datetime
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import Team
-from milestones import schedule
+from milestones import schedule, signoffs
 from milestones.models import (
     CLOSED_STATUSES,
     HEALTH_SEVERITY,
@@ -79,6 +80,7 @@ class Facts:
     risks: list
     blockers: list
     latest_update: dict | None
+    signoffs_missing: list = field(default_factory=list)
 
 
 def reasons_for(facts: Facts, team: Team, on: datetime.date) -> list[Reason]:
@@ -155,6 +157,17 @@ def reasons_for(facts: Facts, team: Team, on: datetime.date) -> list[Reason]:
                 f"Blocker “{blocker['title']}” was due to be resolved by "
                 f"{_date(blocker['target_resolution_date'])}.",
                 f"#blocker-{blocker['id']}",
+            )
+        )
+
+    if facts.signoffs_missing and target and (target - on).days <= team.health_signoff_days:
+        roles = ", ".join(facts.signoffs_missing)
+        reasons.append(
+            Reason(
+                "signoffs_missing",
+                Health.AT_RISK,
+                f"The target {_date(target)} is close and sign-off is still missing from: {roles}.",
+                "#signoffs",
             )
         )
 
@@ -298,6 +311,7 @@ def evaluate_team(team_id: int, *, on: datetime.date | None = None) -> Outcome:
         ).values("id", "milestone_id", "title", "target_resolution_date")
     )
 
+    missing_signoffs = signoffs.missing_by_milestone(team_id)
     keys = {row["id"]: row["key"] for row in milestones}
     for row in milestones:
         row["progress"] = _progress(row, updates.get(row["latest_update_id"]))
@@ -325,6 +339,7 @@ def evaluate_team(team_id: int, *, on: datetime.date | None = None) -> Outcome:
             risks=risks.get(row["id"], []),
             blockers=blockers.get(row["id"], []),
             latest_update=updates.get(row["latest_update_id"]),
+            signoffs_missing=missing_signoffs.get(row["id"], []),
         )
         reasons = [asdict(reason) for reason in reasons_for(facts, team, on)]
         health = overall([Reason(**reason) for reason in reasons])

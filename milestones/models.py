@@ -344,6 +344,8 @@ class Milestone(models.Model):
     forecast_finish = models.DateField(null=True, blank=True, editable=False)
     slack_days = models.IntegerField(null=True, blank=True, editable=False)
     is_critical = models.BooleanField(default=False, editable=False)
+    # sha256 of what sign-offs approve (milestones/signoffs.py); kept current by the services.
+    scope_hash = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -1003,3 +1005,154 @@ class Activity(models.Model):
             except LookupError:
                 continue
         return self.object_type.replace("_", " ")
+
+
+# --- Sign-offs ------------------------------------------------------------------------------
+# The rules (who may decide, staleness, completion, the hash chain) live in milestones/signoffs.py.
+
+ZERO_HASH = "0" * 64
+
+
+class SignoffOutcome(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    REJECTED = "rejected", "Rejected"
+
+
+class SignoffRoleQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(removed_at__isnull=True)
+
+
+class SignoffRole(models.Model):
+    """A role that must sign a milestone off, and the team member who holds it.
+
+    A role with decisions is never deleted (the decisions point at it); dropping it sets
+    `removed_at`, so the history keeps its name.
+    """
+
+    milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="signoff_roles")
+    name = models.CharField(max_length=60)
+    holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="signoff_roles",
+    )
+    position = models.PositiveIntegerField(default=0)
+    removed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SignoffRoleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "pk"]
+        verbose_name = "sign-off role"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["milestone", "name"],
+                condition=Q(removed_at__isnull=True),
+                name="signoff_role_name_unique",
+                violation_error_message="This milestone already has a sign-off role of that name.",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        self.name = (self.name or "").strip()
+        if not self.name:
+            raise ValidationError({"name": "Give the role a name, e.g. Product owner."})
+        if self.holder_id and owner_outside_team(self.milestone.team_id, self.holder_id):
+            raise ValidationError({"holder": "The holder must be a member of the team."})
+
+    @property
+    def team_id(self):
+        return self.milestone.team_id
+
+
+class SignoffDecision(models.Model):
+    """One decision by a role's holder: append-only, bound to the scope it was made on.
+
+    Never updated or deleted: the admin and API offer no way to, and on PostgreSQL a trigger
+    (migration 0004) refuses UPDATE and DELETE. `record_hash` covers every field and the
+    previous decision's hash on the same milestone, so `manage.py verify_signoffs` can show
+    that nothing was altered or removed from the middle of a chain.
+    """
+
+    milestone = models.ForeignKey(
+        Milestone, on_delete=models.PROTECT, related_name="signoff_decisions"
+    )
+    role = models.ForeignKey(SignoffRole, on_delete=models.PROTECT, related_name="decisions")
+    role_name = models.CharField(max_length=60)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signoff_decisions"
+    )
+    decided_by_name = models.CharField(max_length=150)
+    outcome = models.CharField(max_length=20, choices=SignoffOutcome.choices)
+    with_exceptions = models.BooleanField(default=False)
+    comment = models.TextField(blank=True)
+    scope_document = models.TextField()
+    scope_hash = models.CharField(max_length=64)
+    sequence = models.PositiveIntegerField()
+    previous_hash = models.CharField(max_length=64)
+    record_hash = models.CharField(max_length=64, unique=True)
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["milestone_id", "sequence"]
+        verbose_name = "sign-off decision"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["milestone", "sequence"], name="signoff_decision_sequence_unique"
+            ),
+            choices_constraint("outcome", SignoffOutcome, "signoff_outcome_valid"),
+            models.CheckConstraint(
+                condition=Q(with_exceptions=False) | Q(outcome="approved"),
+                name="signoff_exceptions_only_on_approval",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.role_name}: {self.get_outcome_display()} by {self.decided_by_name}"
+
+    @property
+    def team_id(self):
+        return self.milestone.team_id
+
+
+class SignoffRequestReason(models.TextChoices):
+    ASSIGNED = "assigned", "Holder assigned"
+    STALE = "stale", "Scope changed since the last decision"
+
+
+class SignoffRequest(models.Model):
+    """A holder is asked to decide on a scope; the notifications capability sends it.
+
+    Unique per role, holder and scope, so however often the same scope is reached the holder
+    is asked once.
+    """
+
+    role = models.ForeignKey(SignoffRole, on_delete=models.CASCADE, related_name="requests")
+    holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signoff_requests"
+    )
+    reason = models.CharField(max_length=10, choices=SignoffRequestReason.choices)
+    scope_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["role", "holder", "scope_hash"], name="signoff_request_once_per_scope"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.holder} asked to sign off {self.role}"

@@ -14,6 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import Team
+from milestones import signoffs
 from milestones.health import request_evaluation
 from milestones.models import (
     Activity,
@@ -140,7 +141,26 @@ def create_object(obj, *, actor):
     obj.full_clean()
     obj.save()
     record_activity(actor, obj, "created")
+    if isinstance(obj, Milestone):
+        signoffs.create_default_roles(obj)
+    _refresh_signoff_scope(obj, actor)
     return obj
+
+
+# Milestone fields that are part of what a sign-off approves (see milestones/signoffs.py).
+SCOPE_FIELDS = {"key", "title", "target_date"}
+
+
+def _refresh_signoff_scope(obj, actor, changed: set | None = None):
+    """After an edit that may change a milestone's sign-off scope, let sign-offs react."""
+    if isinstance(obj, Milestone):
+        if changed is None or changed & SCOPE_FIELDS:
+            signoffs.refresh_scope(obj, actor=actor)
+    elif isinstance(obj, Deliverable):
+        signoffs.refresh_scope(obj.milestone, actor=actor)
+    elif isinstance(obj, Criterion) and not obj.plan_id:
+        milestone = obj.milestone if obj.milestone_id else obj.deliverable.milestone
+        signoffs.refresh_scope(milestone, actor=actor)
 
 
 @transaction.atomic
@@ -171,6 +191,12 @@ def update_object(obj, *, actor, **changes):
     if not diff:
         return {}
     if isinstance(obj, Milestone):
+        if diff.get("status", [None, None])[1] == MilestoneStatus.COMPLETED:
+            refusal = signoffs.completion_refusal(obj)
+            if refusal:
+                for attname, value in snapshot.items():
+                    setattr(obj, attname, value)
+                raise ValidationError({"status": refusal})
         if "status" in diff:
             _apply_status_dates(obj)
         if obj.baseline_target_date is None and obj.target_date:
@@ -193,6 +219,7 @@ def update_object(obj, *, actor, **changes):
     if hasattr(obj, "version"):
         obj.refresh_from_db(fields=["version"])
     record_activity(actor, obj, "updated", diff)
+    _refresh_signoff_scope(obj, actor, set(diff))
     return diff
 
 
@@ -232,9 +259,16 @@ def delete_object(obj, *, actor):
         object_id=obj.pk,
         object_repr=str(obj)[:200],
     )
+    if isinstance(obj, Milestone) and obj.signoff_decisions.exists():
+        raise ValidationError(
+            "This milestone has sign-off decisions, which are kept for the record; it cannot "
+            "be deleted. Set its status to cancelled instead."
+        )
     obj.delete()
     activity.save()
     request_evaluation(scope.team_id)
+    if not isinstance(obj, Milestone):
+        _refresh_signoff_scope(obj, actor)
 
 
 @transaction.atomic
@@ -255,6 +289,7 @@ def set_criterion_checked(criterion: Criterion, *, actor, checked: bool) -> Crit
     criterion.save(update_fields=update_fields)
     criterion.refresh_from_db(fields=["version", "met"])
     record_activity(actor, criterion, "checked" if checked else "unchecked")
+    _refresh_signoff_scope(criterion, actor)
     return criterion
 
 

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from milestones.views import dashboard, milestone, plans, timeline
+from milestones.views import dashboard, milestone, plans, signoffs, timeline
 
 team_patterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -25,11 +25,18 @@ team_patterns = [
     path("m/<str:key>/section/<slug:section>/", milestone.section, name="milestone_section"),
     path("m/<str:key>/delete/", milestone.milestone_delete, name="milestone_delete"),
     path("m/<str:key>/search/", milestone.dependency_search, name="dependency_search"),
+    # Sign-offs (before the generic item routes, which would otherwise match them)
+    path("m/<str:key>/signoffs/receipt.md", signoffs.receipt, name="signoff_receipt"),
+    path("m/<str:key>/signoffs/roles/add/", signoffs.role_add, name="signoff_role_add"),
+    path("m/<str:key>/signoffs/<int:pk>/decide/", signoffs.decide, name="signoff_decide"),
+    path("m/<str:key>/signoffs/<int:pk>/holder/", signoffs.holder, name="signoff_holder"),
+    path("m/<str:key>/signoffs/<int:pk>/drop/", signoffs.role_drop, name="signoff_role_drop"),
     path("m/<str:key>/<slug:kind>/add/", milestone.item_add, name="milestone_item_add"),
     path("m/<str:key>/<slug:kind>/<int:pk>/<slug:action>/", milestone.item, name="milestone_item"),
 ]
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
+    path("signoffs/", signoffs.my_signoffs, name="my_signoffs"),
     path("t/<slug:team>/", include(team_patterns)),
 ]

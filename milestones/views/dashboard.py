@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
 from accounts.models import Membership, access_team
+from milestones import signoffs
 from milestones.filters import (
     SORTS,
     MilestoneFilters,
@@ -217,9 +218,12 @@ def overview(user, team) -> dict:
         .filter(Q(last_update__isnull=True) | Q(last_update__lt=stale_since))
         .order_by(F("last_update").asc(nulls_first=True), "key")
     )
-    # Sign-offs awaiting me are added here once sign-offs exist (their own issue): query them
-    # the same way (first_rows) and return them as "signoffs_owed"/"signoffs_owed_total"; the
-    # template has the matching spot in the "Awaiting my action" section.
+    signoffs_owed, signoffs_owed_total = first_rows(
+        signoffs.awaiting_roles(user)
+        .filter(milestone__team=team)
+        .select_related("milestone")
+        .order_by(F("milestone__target_date").asc(nulls_last=True), "milestone__key", "position")
+    )
 
     activity = list(
         Activity.objects.in_team(team).select_related("actor", "milestone", "plan")[:ACTIVITY_LIMIT]
@@ -241,6 +245,8 @@ def overview(user, team) -> dict:
         "due_soon_more": due_soon_total - len(due_soon),
         "due_soon_days": DUE_SOON_DAYS,
         "updates_owed": updates_owed,
+        "signoffs_owed": signoffs_owed,
+        "signoffs_owed_more": signoffs_owed_total - len(signoffs_owed),
         "updates_owed_more": updates_owed_total - len(updates_owed),
         "stale_days": team.health_stale_update_days,
         "activity": activity,

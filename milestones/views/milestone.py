@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import access_team
-from milestones import charts, forms, services
+from milestones import charts, forms, services, signoffs
 from milestones.access import access_milestone
 from milestones.models import (
     CLOSED_STATUSES,
@@ -71,6 +71,7 @@ SECTIONS = {
     "blockers",
     "updates",
     "activity",
+    "signoffs",
 }
 
 
@@ -194,6 +195,16 @@ class MilestoneSpec:
         return list(self.milestone.status_updates.select_related("author")[: UPDATES_SHOWN + 1])
 
     @cached_property
+    def signoffs(self) -> signoffs.SignoffState:
+        return signoffs.state_of(self.milestone)
+
+    @cached_property
+    def signoff_unmet(self) -> list[str]:
+        return signoffs.unmet_items(
+            self.milestone, deliverables=self.deliverables, success_criteria=self.success_criteria
+        )
+
+    @cached_property
     def activity(self) -> list[Activity]:
         return list(
             Activity.objects.filter(milestone=self.milestone).select_related("actor")[
@@ -288,7 +299,11 @@ def milestone_delete(request, team, key):
     membership = access_team(request.user, team)
     if request.method == "POST":
         plan = milestone.plan
-        services.delete_object(milestone, actor=request.user)
+        try:
+            services.delete_object(milestone, actor=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect("milestone", team=milestone.team.slug, key=milestone.key)
         messages.success(request, f"Deleted {milestone.key} {milestone.title} and its contents.")
         return redirect("plan", team=milestone.team.slug, key=plan.key)
     context = {
@@ -296,6 +311,7 @@ def milestone_delete(request, team, key):
         "membership": membership,
         "milestone": milestone,
         "doomed": services.deletion_summary(milestone),
+        "has_decisions": milestone.signoff_decisions.exists(),
     }
     return respond(request, "milestones/milestone_delete.html", context, partial=None)
 

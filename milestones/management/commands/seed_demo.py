@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Team, User
-from milestones import services
+from milestones import services, signoffs
 from milestones.health import evaluate_team
 from milestones.models import (
     Activity,
@@ -26,6 +26,7 @@ from milestones.models import (
     Milestone,
     Plan,
     Risk,
+    SignoffOutcome,
     Stakeholder,
     StatusUpdate,
     today,
@@ -414,6 +415,15 @@ def named(names: tuple, values: tuple) -> dict:
     return dict(zip(names, values, strict=True))
 
 
+SIGNOFF_HOLDERS = {"Tech lead": "alice", "Product owner": "priya", "Operations lead": "omar"}
+SIGNOFF_APPROVALS = {  # milestone ref: the comment naming what is accepted as an exception
+    "dualwrite": "Accepting the open items: the nightly comparison keeps running until cut-over "
+    "and any gap found there blocks the cut-over, not this milestone.",
+    "sync": "Accepting the remaining items as known gaps for the beta; they are tracked as "
+    "blockers and must close before general availability.",
+}
+
+
 def day(offset: int | None) -> datetime.date | None:
     return None if offset is None else today() + datetime.timedelta(days=offset)
 
@@ -570,6 +580,30 @@ class Command(BaseCommand):
             services.add_dependency(
                 milestones[before], successor, actor=successor.plan.owner, lag_days=lag
             )
+        self.seed_signoffs(milestones)
+
+    def seed_signoffs(self, milestones):
+        """Holders on every open milestone; two near their target already approved by the tech
+        and operations leads, so Priya (product owner) finds them on My sign-offs."""
+        admin = self.users["alice"]
+        for milestone in milestones.values():
+            if milestone.is_closed:
+                continue  # closed before the team signed off in Milepost
+            for role in milestone.signoff_roles.active():
+                holder = self.users[SIGNOFF_HOLDERS[role.name]]
+                signoffs.set_holder(role, actor=admin, holder=holder)
+        for ref, comment in SIGNOFF_APPROVALS.items():
+            milestone = milestones[ref]
+            for role in milestone.signoff_roles.active().exclude(name="Product owner"):
+                unmet = signoffs.unmet_items(milestone)
+                signoffs.decide(
+                    milestone,
+                    user=role.holder,
+                    role=role,
+                    outcome=SignoffOutcome.APPROVED,
+                    comment=comment if unmet else "",
+                    with_exceptions=bool(unmet),
+                )
 
     def summarise(self, team):
         counts = {
