@@ -37,8 +37,8 @@ from accounts.models import (
     User,
     access_team,
 )
-from milestones import services
-from milestones.models import Activity, Blocker, Deliverable, Milestone, Plan, Risk
+from milestones import services, signoffs
+from milestones.models import Activity, Blocker, Deliverable, Milestone, Plan, Risk, SignoffRole
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ OWNED_KINDS = [
     ("risk", "risks", lambda team: Risk.objects.in_team(team)),
     ("blocker", "blockers", lambda team: Blocker.objects.in_team(team)),
 ]
+# Held rather than owned: removing a member also takes them off these (see remove_member).
+HELD_KINDS = [("sign-off role", "sign-off roles")]
 
 
 # --- State changes ---------------------------------------------------------------------------
@@ -231,6 +233,13 @@ def remove_member(membership: Membership, *, actor) -> dict[str, int]:
     for items in owned.values():
         for item in items:
             services.update_object(item, actor=actor, owner=None)
+    held = list(
+        SignoffRole.objects.active().filter(milestone__team=membership.team, holder=membership.user)
+    )
+    for role in held:
+        signoffs.set_holder(role, actor=actor, holder=None)
+    if held:
+        owned["sign-off role"] = held
     _log(membership.team_id, actor, "removed", "member", membership,
          membership.user.display_name, {"role": [membership.role, None]})  # fmt: skip
     membership.delete()
@@ -245,7 +254,7 @@ def describe_owned(counts: dict[str, int]) -> str:
     """'3 milestones and 1 plan' from {'milestone': 3, 'plan': 1}; '' when nothing is owned."""
     parts = [
         f"{counts[singular]} {singular if counts[singular] == 1 else plural}"
-        for singular, plural, _objects in OWNED_KINDS
+        for singular, plural in [(s, p) for s, p, _objects in OWNED_KINDS] + HELD_KINDS
         if counts.get(singular)
     ]
     if len(parts) > 1:

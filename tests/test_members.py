@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from accounts import members
 from accounts.models import INVITATION_MAX_AGE, Invitation, Membership, Role, User
-from milestones import services
+from milestones import services, signoffs
 from milestones.models import Activity, Milestone
 from tests.factories import PASSWORD, add_member, make_user
 
@@ -722,3 +722,16 @@ def test_an_admin_manages_members_in_the_browser(world, live_server, page, mailo
     expect(page.get_by_role("row", name="new@example.com")).to_contain_text("Works until")
     assert [m.to for m in mailoutbox] == [["new@example.com"]]
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_removing_a_member_takes_them_off_the_sign_off_roles_they_hold(world, client_for):
+    role = world.milestone.signoff_roles.get(name="Product owner")
+    signoffs.set_holder(role, actor=world.admin, holder=world.member)
+    client = client_for(world.admin)
+    client.post(url("member_remove", world, membership(world, world.member).pk))
+    role.refresh_from_db()
+    assert role.holder is None
+    change = Activity.objects.filter(object_type="signoffrole", verb="updated").first()
+    assert change.changes == {"holder": ["max", None]}
+    page = client.get(url("members", world)).content.decode()
+    assert "What they owned is now unassigned: 1 sign-off role." in page
