@@ -1,11 +1,13 @@
 from django.urls import include, path
 
+from accounts import team_settings
 from milestones.views import dashboard, milestone, plans, signoffs, timeline
 
 team_patterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("timeline/", timeline.timeline_page, name="timeline"),
     path("members/", include("accounts.member_urls")),
+    path("settings/", team_settings.team_settings, name="team_settings"),
     # Plans
     path("plans/new/", plans.plan_create, name="plan_create"),
     path("plans/<str:key>/", plans.plan_page, name="plan"),
