@@ -38,6 +38,23 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def private_cache(settings):
+    """A fresh in-memory cache per test: lockout counters (accounts/lockout.py) and throttles
+    must not leak between tests or from earlier runs through var/cache."""
+    from django.core.cache import cache
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "milepost-tests",
+        }
+    }
+    cache.clear()
+    yield
+    cache.clear()
+
+
 class World:
     """A team with one user per role, an outsider in another team, and a plan with a milestone."""
 

@@ -27,12 +27,12 @@ DROP FUNCTION IF EXISTS milepost_signoff_decisions_append_only();
 def install_append_only_trigger(apps, schema_editor):
     """On PostgreSQL the database itself refuses UPDATE and DELETE of a decision."""
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(APPEND_ONLY_SQL)
+        schema_editor.execute(APPEND_ONLY_SQL, params=None)
 
 
 def remove_append_only_trigger(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_APPEND_ONLY_SQL)
+        schema_editor.execute(DROP_APPEND_ONLY_SQL, params=None)
 
 
 def give_existing_milestones_default_roles(apps, schema_editor):
