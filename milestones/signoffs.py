@@ -15,8 +15,9 @@ What a decision approves — the *scope* — is the canonical JSON document buil
 order (positions), owners, categories, deliverable dates, an actual value that leaves a
 criterion's met state as it was, risks, blockers and status updates.
 
-A decision is *current* while its scope hash equals the milestone's; otherwise it is *stale*:
-shown as such, not counted, and the holder is asked again (a SignoffRequest row).
+A decision is *current* while its scope hash equals the milestone's and its author still holds
+the role; otherwise it is *stale*: shown as such, not counted, and the holder is asked again
+(a SignoffRequest row).
 
 Each decision's `record_hash` is the SHA-256 of the canonical JSON of `record_fields()`, which
 includes the previous decision's hash on the same milestone. `verify_chains` recomputes both
@@ -36,6 +37,7 @@ from django.utils import timezone
 from accounts.models import Membership, Role
 from milestones.models import (
     ZERO_HASH,
+    Activity,
     Criterion,
     CriterionLevel,
     Deliverable,
@@ -53,6 +55,10 @@ from milestones.models import (
 COMMENT_REQUIRED = "Say why: a comment is required when you request changes or reject."
 EXCEPTIONS_NEED_COMMENT = (
     "Name the exceptions you accept in the comment: which criteria or deliverables, and why."
+)
+SCOPE_MOVED = (
+    "The milestone's scope changed while you were deciding; nothing was recorded. Look at it "
+    "again and review your decision."
 )
 
 
@@ -162,7 +168,12 @@ class RoleState:
 
     @property
     def is_current(self) -> bool:
-        return bool(self.latest and self.latest.scope_hash == self.scope_hash)
+        """The latest decision counts: made on today's scope by today's holder."""
+        return bool(
+            self.latest
+            and self.latest.scope_hash == self.scope_hash
+            and self.latest.decided_by_id == self.role.holder_id
+        )
 
     @property
     def is_stale(self) -> bool:
@@ -259,8 +270,15 @@ def awaiting_roles(user):
             milestone__team__memberships__user=user,
             milestone__status__in=[MilestoneStatus.PLANNED, MilestoneStatus.IN_PROGRESS],
         )
-        .annotate(latest_scope=latest_decision_subquery("scope_hash"))
-        .filter(Q(latest_scope__isnull=True) | ~Q(latest_scope=F("milestone__scope_hash")))
+        .annotate(
+            latest_scope=latest_decision_subquery("scope_hash"),
+            latest_by=latest_decision_subquery("decided_by_id"),
+        )
+        .filter(
+            Q(latest_scope__isnull=True)
+            | ~Q(latest_scope=F("milestone__scope_hash"))
+            | ~Q(latest_by=F("holder_id"))
+        )
     )
 
 
@@ -273,6 +291,7 @@ def missing_by_milestone(team_id: int) -> dict[int, list[str]]:
         .annotate(
             latest_scope=latest_decision_subquery("scope_hash"),
             latest_outcome=latest_decision_subquery("outcome"),
+            latest_by=latest_decision_subquery("decided_by_id"),
         )
         .values(
             "milestone_id",
@@ -280,6 +299,7 @@ def missing_by_milestone(team_id: int) -> dict[int, list[str]]:
             "holder_id",
             "latest_scope",
             "latest_outcome",
+            "latest_by",
             "milestone__scope_hash",
         )
     )
@@ -290,6 +310,7 @@ def missing_by_milestone(team_id: int) -> dict[int, list[str]]:
         approved = (
             row["latest_outcome"] == SignoffOutcome.APPROVED
             and row["latest_scope"] == row["milestone__scope_hash"]
+            and row["latest_by"] == row["holder_id"]
         )
         if not approved:
             missing.setdefault(row["milestone_id"], []).append(row["name"])
@@ -455,11 +476,14 @@ def decide(
     outcome: str,
     comment: str = "",
     with_exceptions: bool = False,
+    seen_scope_hash: str | None = None,
 ) -> SignoffDecision:
     """Record `user`'s decision for `role` on the milestone's current scope.
 
     The milestone row stays locked until commit, so simultaneous decisions queue up and each
     sees the one before it: a second identical decision is refused, not recorded twice.
+    `seen_scope_hash`, when given, is the scope the holder was shown: a decision is refused
+    if the scope moved since, so nobody approves a scope they never saw.
     """
     milestone = _lock(milestone)
     role = SignoffRole.objects.select_related("holder").filter(pk=role.pk).first()
@@ -473,6 +497,8 @@ def decide(
 
     document = scope_document(milestone)
     scope_hash = sha256(document)
+    if seen_scope_hash and seen_scope_hash != scope_hash:
+        raise _field_error("scope", SCOPE_MOVED)
     if scope_hash != milestone.scope_hash:
         Milestone.objects.filter(pk=milestone.pk).update(scope_hash=scope_hash)
         milestone.scope_hash = scope_hash
@@ -480,12 +506,9 @@ def decide(
     decisions = SignoffDecision.objects.filter(milestone=milestone).order_by("-sequence")
     previous = decisions.first()
     mine = decisions.filter(role=role).first()
-    if mine and (mine.scope_hash, mine.outcome, mine.with_exceptions, mine.comment) == (
-        scope_hash,
-        outcome,
-        with_exceptions,
-        comment,
-    ):
+    recorded = (mine.scope_hash, mine.decided_by_id, mine.outcome, mine.with_exceptions,
+                mine.comment) if mine else None  # fmt: skip
+    if recorded == (scope_hash, user.pk, outcome, with_exceptions, comment):
         raise _field_error(
             "outcome",
             f"This decision is already recorded for {role.name} on this scope "
@@ -619,7 +642,7 @@ class ChainProblem:
 
 def verify_chains(batch_size: int = 2000) -> tuple[int, list[ChainProblem]]:
     """Check every decision chain; returns (decisions checked, problems found)."""
-    problems, checked = [], 0
+    problems, checked, recorded = [], 0, set()
     previous_by_milestone: dict[int, SignoffDecision] = {}
     decisions = SignoffDecision.objects.order_by("milestone_id", "sequence")
     for decision in decisions.iterator(chunk_size=batch_size):
@@ -642,6 +665,16 @@ def verify_chains(batch_size: int = 2000) -> tuple[int, list[ChainProblem]]:
         if record_hash(decision) != decision.record_hash:
             problem("its contents do not match its record hash (record altered)")
         previous_by_milestone[decision.milestone_id] = decision
+        recorded.add(decision.pk)
+    # A chain's last records have no successor to vouch for them; the activity log, written in
+    # the same transaction as each decision, does.
+    logged = Activity.objects.filter(verb="decided", object_type="signoffdecision")
+    for decision_id, milestone_id in logged.values_list("object_id", "milestone_id").iterator():
+        if decision_id not in recorded:
+            problems.append(
+                ChainProblem(decision_id, milestone_id, 0, "logged as decided in the activity "
+                             "log but missing from the decisions table (removed)")
+            )  # fmt: skip
     return checked, problems
 
 

@@ -70,16 +70,19 @@ def _decide(request, milestone, role, form):
     comment = form.cleaned_data["comment"].strip()
     if request.POST.get("change"):
         return "decide", form, None
+    seen_scope = request.POST.get("scope") or None  # the scope the holder was shown
     try:
         if not form.cleaned_data["confirmed"]:
             signoffs.check_decision(
                 milestone, user=request.user, role=role, outcome=outcome, comment=comment,
                 with_exceptions=with_exceptions,
             )  # fmt: skip
+            if seen_scope and seen_scope != milestone.scope_hash:
+                raise ValidationError({"scope": signoffs.SCOPE_MOVED})
             return "confirm", form, None
         decision = signoffs.decide(
             milestone, user=request.user, role=role, outcome=outcome, comment=comment,
-            with_exceptions=with_exceptions,
+            with_exceptions=with_exceptions, seen_scope_hash=seen_scope,
         )  # fmt: skip
     except (ValidationError, PermissionDenied) as error:
         _errors_on(form, error)
@@ -222,7 +225,9 @@ def _cards(user, milestone_ids=None) -> dict[int, Card]:
     awaiting = signoffs.awaiting_roles(user)
     if milestone_ids is not None:
         awaiting = SignoffRole.objects.active().filter(holder=user, milestone_id__in=milestone_ids)
-    ids = list(awaiting.values_list("milestone_id", flat=True).distinct()[: MINE_LIMIT + 1])
+    # The most urgent first before cutting off at the limit (the roles' own order is not).
+    urgent = awaiting.order_by(F("milestone__target_date").asc(nulls_last=True), "milestone__key")
+    ids = list(urgent.values_list("milestone_id", flat=True).distinct()[: MINE_LIMIT + 1])
     latest_update = StatusUpdate.objects.filter(milestone=OuterRef("pk")).order_by(
         "-created_at", "-pk"
     )
