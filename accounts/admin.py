@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from accounts.forms import AdminLoginForm
 from accounts.models import Invitation, Membership, Role, Team, User
+
+# The admin's log-in counts failures and locks out like the app's (accounts/lockout.py).
+admin.site.login_form = AdminLoginForm
 
 
 def admin_team_ids(request):

@@ -15,6 +15,14 @@ class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.locked_for:
+            # Locked out (accounts/lockout.py): say so to scripts too, and when to come back.
+            response.status_code = 429
+            response["Retry-After"] = str(form.locked_for)
+        return response
+
 
 class PasswordResetView(auth_views.PasswordResetView):
     form_class = ResetPasswordForm

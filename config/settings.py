@@ -48,8 +48,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "milestones",
+    "api",
+    "feeds",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +190,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Milepost <milepost@localhost
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Security ------------------------------------------------------------------------------
+# Log-in lockout (accounts/lockout.py): failures per login name within the window lock that
+# name for LOGIN_LOCKOUT_SECONDS; one client address may fail LOGIN_LOCKOUT_IP_FAILURES times.
+LOGIN_LOCKOUT_FAILURES = env_int("LOGIN_LOCKOUT_FAILURES", 5, minimum=1)
+LOGIN_LOCKOUT_WINDOW = env_int("LOGIN_LOCKOUT_WINDOW", 900, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+if env_str("LOGIN_LOCKOUT_IP_FAILURES"):  # unset: 4 × LOGIN_LOCKOUT_FAILURES
+    LOGIN_LOCKOUT_IP_FAILURES = env_int("LOGIN_LOCKOUT_IP_FAILURES", 20, minimum=1)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 X_FRAME_OPTIONS = "DENY"
@@ -208,5 +221,55 @@ LOGGING = {
     "root": {
         "handlers": ["console"],
         "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
+}
+
+# --- REST API (owned by the api app; see api/ and the README's API section) ----------------
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "1000/hour") or None  # per token; empty: off
+API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 200, minimum=API_PAGE_SIZE)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.TeamRolePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.PageNumber",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.MilepostAutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Milepost API",
+    "DESCRIPTION": "Plans, milestones and everything a milestone spec holds, for the teams "
+    "you belong to. Authenticate with `Authorization: Bearer <token>` (make a token at "
+    "/tokens/) or a browser session. Writes to editable objects need `If-Match` with the "
+    "ETag you read.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.strict_request_bodies",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "HealthEnum": "milestones.models.Health",
+        "LowMediumHighEnum": "milestones.models.Level",
+        "CriterionLevelEnum": "milestones.models.CriterionLevel",
+        "CriterionCategoryEnum": "milestones.models.CriterionCategory",
+        "PriorityEnum": "milestones.models.Priority",
+        "PlanStatusEnum": "milestones.models.PlanStatus",
+        "MilestoneStatusEnum": "milestones.models.MilestoneStatus",
+        "DeliverableStatusEnum": "milestones.models.DeliverableStatus",
+        "RiskStatusEnum": "milestones.models.RiskStatus",
     },
 }

@@ -7,5 +7,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("api/v1/", include("api.urls")),
+    path("tokens/", include("api.page_urls")),
+    path("calendar/", include("feeds.urls")),
     path("", include("milestones.urls")),
 ]

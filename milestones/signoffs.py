@@ -256,6 +256,38 @@ def state_of(milestone: Milestone) -> SignoffState:
     return states_for([milestone])[milestone.pk]
 
 
+def summary(state: SignoffState) -> dict:
+    """The sign-off state as plain data (the API's `signoffs`; no queries).
+
+    `complete`: every role has a current approval (the criteria rule is separate);
+    per role, `decision` and `with_exceptions` are the current decision's, `decided_at` and
+    `stale` describe the latest decision (stale: it no longer counts). Times: UTC, ISO 8601.
+    """
+
+    def iso(moment) -> str:
+        return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+    return {
+        "governed": state.is_governed,
+        "approved": state.approved_count,
+        "required": len(state.roles),
+        "complete": state.all_approved,
+        "scope_hash": state.milestone.scope_hash or None,
+        "roles": [
+            {
+                "id": role.role.pk,
+                "name": role.role.name,
+                "holder": role.role.holder.get_username() if role.role.holder else None,
+                "decision": role.current.outcome if role.current else None,
+                "with_exceptions": bool(role.current and role.current.with_exceptions),
+                "decided_at": iso(role.latest.decided_at) if role.latest else None,
+                "stale": role.is_stale,
+            }
+            for role in state.roles
+        ],
+    }
+
+
 def latest_decision_subquery(field_name: str, role_ref: str = "pk") -> Subquery:
     latest = SignoffDecision.objects.filter(role_id=OuterRef(role_ref)).order_by("-sequence")
     return Subquery(latest.values(field_name)[:1])

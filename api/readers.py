@@ -1,0 +1,206 @@
+"""The milestone read path, built from `.values()` rows instead of model instances.
+
+A page of 50 milestones with 300 deliverables and 600 criteria took ~150 ms through nested
+DRF serializers (model instances plus per-field machinery); this builds the same JSON in a
+fraction of that, in 5 queries whatever the page size: the milestones (with the progress and
+open-item counts as subqueries), their deliverables, and all their criteria; plus 2 for the
+sign-off state (roles with holders, decisions: `signoffs.states_for`).
+
+`MilestoneSerializer` stays the definition of the shape (schema, writes) and
+tests/test_api_queries.py asserts that both produce identical output.
+"""
+
+from types import SimpleNamespace
+
+from django.db.models import F, Q
+from django.utils import timezone
+from rest_framework import fields as drf_fields
+
+from milestones import signoffs
+from milestones.models import (
+    Blocker,
+    Criterion,
+    Deliverable,
+    Risk,
+    progress_percent,
+    subquery_count,
+)
+
+_DECIMAL = drf_fields.DecimalField(max_digits=16, decimal_places=4)
+REASON_KEYS = ("code", "health", "message", "link")
+
+MILESTONE_FIELDS = (
+    "id", "team_slug", "plan_id", "plan_key", "key", "title", "summary", "owner_username",
+    "owning_group", "priority", "status", "start_date", "target_date", "baseline_target_date",
+    "completed_on", "estimated_effort", "position", "rollback_plan", "retro_went_well",
+    "retro_went_badly", "retro_actions", "retro_learnings", "health", "health_reasons",
+    "health_evaluated_at", "forecast_start", "forecast_finish", "slack_days", "is_critical",
+    "open_risks", "open_blockers", "version", "created_at", "updated_at",
+    "must_total", "must_met", "acceptance_total", "acceptance_met", "deliverables_total",
+    "deliverables_accepted", "scope_hash",
+)  # fmt: skip
+DELIVERABLE_FIELDS = (
+    "id", "milestone_id", "title", "description", "owner_username", "owner_label", "status",
+    "target_date", "position", "version", "created_at", "updated_at",
+)  # fmt: skip
+CRITERION_FIELDS = (
+    "id", "plan_id", "milestone_id", "deliverable_id", "text", "category", "level", "target",
+    "comparator", "unit", "actual", "checked", "checked_by_username", "checked_at", "met",
+    "position", "version", "created_at", "updated_at",
+)  # fmt: skip
+
+
+def _date(value):
+    return value.isoformat() if value is not None else None
+
+
+def _moment(value, tz):
+    """As DRF's DateTimeField: in the current time zone, UTC written as Z."""
+    if value is None:
+        return None
+    text = value.astimezone(tz).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _decimal(value):
+    return _DECIMAL.to_representation(value) if value is not None else None
+
+
+def annotate_rows(queryset):
+    """The milestone queryset as the values the reader needs (page it, then call `rows`)."""
+    return (
+        queryset.with_progress()
+        .annotate(
+            open_risks=subquery_count(Risk.objects.unresolved(), "milestone"),
+            open_blockers=subquery_count(Blocker.objects.unresolved(), "milestone"),
+            team_slug=F("team__slug"),
+            plan_key=F("plan__key"),
+            owner_username=F("owner__username"),
+        )
+        .values(*MILESTONE_FIELDS)
+    )
+
+
+def criterion(row, tz) -> dict:
+    kind = "acceptance" if row["deliverable_id"] else ("plan" if row["plan_id"] else "success")
+    return {
+        "id": row["id"],
+        "kind": kind,
+        "plan": row["plan_id"],
+        "milestone": row["milestone_id"],
+        "deliverable": row["deliverable_id"],
+        "text": row["text"],
+        "category": row["category"],
+        "level": row["level"],
+        "target": _decimal(row["target"]),
+        "comparator": row["comparator"],
+        "unit": row["unit"],
+        "actual": _decimal(row["actual"]),
+        "checked": row["checked"],
+        "checked_by": row["checked_by_username"],
+        "checked_at": _moment(row["checked_at"], tz),
+        "met": row["met"],
+        "position": row["position"],
+        "version": row["version"],
+        "created_at": _moment(row["created_at"], tz),
+        "updated_at": _moment(row["updated_at"], tz),
+    }
+
+
+def rows(milestones: list[dict]) -> list[dict]:
+    """Full representations of `milestones` (rows from `annotate_rows`), in their order."""
+    ids = [row["id"] for row in milestones]
+    tz = timezone.get_current_timezone()  # looked up once, not per value
+    deliverables = list(
+        Deliverable.objects.filter(milestone_id__in=ids)
+        .annotate(owner_username=F("owner__username"))
+        .order_by("position", "pk")
+        .values(*DELIVERABLE_FIELDS)
+    )
+    criteria = (
+        Criterion.objects.filter(Q(milestone_id__in=ids) | Q(deliverable__milestone_id__in=ids))
+        .annotate(checked_by_username=F("checked_by__username"))
+        .order_by("position", "pk")
+        .values(*CRITERION_FIELDS)
+    )
+    acceptance, success = {}, {}
+    for row in criteria:
+        if row["deliverable_id"]:
+            acceptance.setdefault(row["deliverable_id"], []).append(criterion(row, tz))
+        else:
+            success.setdefault(row["milestone_id"], []).append(criterion(row, tz))
+    by_milestone = {}
+    for row in deliverables:
+        by_milestone.setdefault(row["milestone_id"], []).append(
+            {
+                "id": row["id"],
+                "milestone": row["milestone_id"],
+                "title": row["title"],
+                "description": row["description"],
+                "owner": row["owner_username"],
+                "owner_label": row["owner_label"],
+                "status": row["status"],
+                "target_date": _date(row["target_date"]),
+                "position": row["position"],
+                "criteria": acceptance.get(row["id"], []),
+                "version": row["version"],
+                "created_at": _moment(row["created_at"], tz),
+                "updated_at": _moment(row["updated_at"], tz),
+            }
+        )
+    states = signoffs.states_for(
+        [SimpleNamespace(pk=row["id"], scope_hash=row["scope_hash"]) for row in milestones]
+    )
+    return [
+        milestone(
+            row, by_milestone.get(row["id"], []), success.get(row["id"], []), tz, states[row["id"]]
+        )
+        for row in milestones
+    ]
+
+
+def milestone(row, deliverables, success, tz, signoff_state) -> dict:
+    finish, baseline = row["forecast_finish"], row["baseline_target_date"]
+    return {
+        "id": row["id"],
+        "team": row["team_slug"],
+        "plan": row["plan_id"],
+        "plan_key": row["plan_key"],
+        "key": row["key"],
+        "title": row["title"],
+        "summary": row["summary"],
+        "owner": row["owner_username"],
+        "owning_group": row["owning_group"],
+        "priority": row["priority"],
+        "status": row["status"],
+        "start_date": _date(row["start_date"]),
+        "target_date": _date(row["target_date"]),
+        "baseline_target_date": _date(baseline),
+        "completed_on": _date(row["completed_on"]),
+        "estimated_effort": row["estimated_effort"],
+        "position": row["position"],
+        "rollback_plan": row["rollback_plan"],
+        "retro_went_well": row["retro_went_well"],
+        "retro_went_badly": row["retro_went_badly"],
+        "retro_actions": row["retro_actions"],
+        "retro_learnings": row["retro_learnings"],
+        "progress": progress_percent(row["status"], row) or 0,
+        "health": row["health"],
+        "health_reasons": [
+            {key: reason.get(key) for key in REASON_KEYS} for reason in row["health_reasons"] or []
+        ],
+        "health_evaluated_at": _moment(row["health_evaluated_at"], tz),
+        "forecast_start": _date(row["forecast_start"]),
+        "forecast_finish": _date(finish),
+        "slip_days": (finish - baseline).days if finish and baseline else None,
+        "slack_days": row["slack_days"],
+        "is_critical": row["is_critical"],
+        "open_risks": row["open_risks"],
+        "open_blockers": row["open_blockers"],
+        "deliverables": deliverables,
+        "success_criteria": success,
+        "signoffs": signoffs.summary(signoff_state),
+        "version": row["version"],
+        "created_at": _moment(row["created_at"], tz),
+        "updated_at": _moment(row["updated_at"], tz),
+    }

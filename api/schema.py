@@ -1,0 +1,153 @@
+"""OpenAPI details drf-spectacular cannot guess: error responses, ETag and If-Match headers.
+
+Every operation lists the errors it can answer with, each with its body:
+401 and 429 everywhere; 400 on writes and on lists (a filter it does not understand); 403 on
+writes; 404 on anything with an id (and on a list page past the end); 409 where the database
+refuses (a plan that still has milestones, two writers at once); 412 and 428 on the writes of
+editable objects, 412 carrying the current representation.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+
+DETAIL = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+FIELD_ERRORS = {
+    "type": "object",
+    "description": "Messages per field (`non_field_errors` for the object as a whole), or "
+    "`detail` for a body that could not be read.",
+    "additionalProperties": {
+        "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]
+    },
+}
+DESCRIPTIONS = {
+    "400": "Invalid input: messages per field.",
+    "401": "Not authenticated, or the API token is unknown, expired or revoked.",
+    "403": "Authenticated, but your role in this team may not do this (viewers only read).",
+    "404": "No such object in your teams (or a page past the end of the list).",
+    "409": "Refused by the database: still in use, or changed by someone else at once.",
+    "412": "If-Match does not match: someone changed it. The body is the current object.",
+    "428": "If-Match is required: send the ETag you last read.",
+    "429": "Too many requests (per token), or too many bad tokens from this address.",
+}
+WRITE_ACTIONS = {"create", "update", "partial_update", "destroy", "move"}
+ETAG = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=["200", "201"],
+    description="The object's version; send it back as If-Match to change or delete it.",
+)
+LOCATION = OpenApiParameter(
+    "Location",
+    OpenApiTypes.URI,
+    OpenApiParameter.HEADER,
+    response=["201"],
+    description="The new object's URL.",
+)
+
+
+class MilepostAutoSchema(AutoSchema):
+    @property
+    def _action(self) -> str:
+        return getattr(self.view, "action", None) or ""
+
+    def _sends_etag(self) -> bool:
+        if not getattr(self.view, "sends_etag", True):
+            return False
+        view_class = type(self.view)
+        own_retrieve = "retrieve" in vars(view_class)
+        if self._action == "retrieve":
+            return not own_retrieve
+        return self._action in {"create", "update", "partial_update", "move"}
+
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if self._action in {"update", "partial_update", "destroy"}:
+            required = getattr(self.view, "versioned", False)
+            parameters.append(
+                OpenApiParameter(
+                    "If-Match",
+                    OpenApiTypes.STR,
+                    OpenApiParameter.HEADER,
+                    required=required,
+                    description="The ETag you last read. "
+                    + ("Required: " if required else "Optional: ")
+                    + "without it 428, with an old one 412.",
+                )
+            )
+        if self._sends_etag():
+            parameters.append(ETAG)
+        if self._action == "create":
+            parameters.append(LOCATION)
+        return parameters
+
+    def get_response_serializers(self):
+        if self._action in {"update", "partial_update", "move"}:
+            return self.view.serializer_class
+        return super().get_response_serializers()
+
+    def _error_codes(self) -> list[str]:
+        action = self._action
+        codes = ["401", "429"]
+        if action == "list":
+            codes += ["400", "404"]
+        if action in WRITE_ACTIONS:
+            codes += ["403", "404"]
+        if action in {"create", "update", "partial_update", "move"}:
+            codes.append("400")
+        if action == "retrieve":
+            codes.append("404")
+        if action in {"create", "update", "partial_update", "destroy"}:
+            codes.append("409")
+        if action in {"update", "partial_update", "destroy"}:
+            codes.append("412")
+            if getattr(self.view, "versioned", False):
+                codes.append("428")
+        return sorted(set(codes))
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code in self._error_codes():
+            if code in responses:
+                continue
+            if code == "412":
+                body = self.view.serializer_class
+            elif code == "400":
+                body = FIELD_ERRORS
+            else:
+                body = DETAIL
+            response = self._get_response_for_code(body, code, direction=direction)
+            if code == "412":
+                response["headers"] = {
+                    "ETag": {"schema": {"type": "string"}, "description": "Current version."}
+                }
+            response["description"] = DESCRIPTIONS[code]
+            responses[code] = response
+        return responses
+
+
+def strict_request_bodies(result, generator, request, public):
+    """Request bodies say `additionalProperties: false`: the API refuses unknown fields."""
+    for name, schema in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and schema.get("type") == "object":
+            schema["additionalProperties"] = False
+    return result
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "api.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A personal API token (mpt_…) from the tokens page or "
+            "`manage.py create_api_token`.",
+        }

@@ -1,0 +1,257 @@
+"""The permission matrix: every endpoint × method × caller, asserting the status.
+
+Callers: anonymous, a bad bearer token, and for each of outsider (admin of another team),
+viewer, member and admin both a session and a personal API token. Every write that should
+succeed is sent with the right If-Match, so the cell tests permission, not concurrency.
+Each write works on a fresh object, so cells do not depend on each other.
+"""
+
+import datetime
+
+import pytest
+
+from accounts.models import Role
+from milestones import services
+from milestones.models import Activity, today
+from tests import test_api_support as support
+from tests.factories import (
+    add_member,
+    make_blocker,
+    make_criterion,
+    make_deliverable,
+    make_milestone,
+    make_plan,
+    make_risk,
+    make_status_update,
+)
+from tests.test_api_support import if_match, url
+
+api, no_throttle = support.api, support.no_throttle  # fixtures the API tests share
+
+# --- Callers ---------------------------------------------------------------------------------
+
+CALLERS = [
+    "anonymous",
+    "bad_token",
+    "outsider_session",
+    "outsider_token",
+    "viewer_session",
+    "viewer_token",
+    "member_session",
+    "member_token",
+    "admin_session",
+    "admin_token",
+]
+
+
+def client_for(api, world, caller: str):
+    if caller == "anonymous":
+        return api.anonymous()
+    if caller == "bad_token":
+        return api.bearer("mpt_not-a-real-token")
+    who, how = caller.rsplit("_", 1)
+    user = getattr(world, who)
+    return api.session(user) if how == "session" else api.token(user)
+
+
+def role_of(caller: str) -> str:
+    return caller.rsplit("_", 1)[0]
+
+
+# --- Objects each resource works on (fresh for every cell that changes something) -----------
+
+
+def successor(world):
+    return make_milestone(world.plan, world.admin, title="Later")
+
+
+BUILD = {
+    "plans": lambda w: make_plan(w.team, w.admin),
+    "milestones": lambda w: make_milestone(w.plan, w.admin),
+    "deliverables": lambda w: make_deliverable(w.milestone, w.admin),
+    "criteria": lambda w: make_criterion(w.admin, milestone=w.milestone),
+    "risks": lambda w: make_risk(w.milestone, w.admin),
+    "blockers": lambda w: make_blocker(w.milestone, w.admin),
+    "dependencies": lambda w: services.add_dependency(w.milestone, successor(w), actor=w.admin),
+    "status-updates": lambda w: make_status_update(w.milestone, w.admin),
+    "activity": lambda w: Activity.objects.filter(team=w.team).first(),
+    "health": lambda w: w.milestone,
+    "teams": lambda w: w.team,
+}
+
+
+def new_body(resource: str, w) -> dict:
+    return {
+        "plans": lambda: {"team": w.team.slug, "title": "New plan"},
+        "milestones": lambda: {"plan": w.plan.pk, "title": "New milestone"},
+        "deliverables": lambda: {"milestone": w.milestone.pk, "title": "New deliverable"},
+        "criteria": lambda: {"milestone": w.milestone.pk, "text": "It works"},
+        "risks": lambda: {"milestone": w.milestone.pk, "title": "It breaks"},
+        "blockers": lambda: {"milestone": w.milestone.pk, "title": "Waiting"},
+        "dependencies": lambda: {"predecessor": w.milestone.pk, "successor": successor(w).pk},
+        "status-updates": lambda: {
+            "milestone": w.milestone.pk,
+            "percent_complete": 30,
+            "confidence": 80,
+            "narrative": "Going well.",
+        },
+        "activity": lambda: {"verb": "made up"},
+        "health": lambda: {"health": "on_track"},
+        "teams": lambda: {"name": "Mine now"},
+    }[resource]()
+
+
+def full_body(resource: str, w) -> dict:
+    """A PUT body (every required field)."""
+    return {
+        "plans": {"title": "Renamed", "status": "active"},
+        "milestones": {
+            "plan": w.plan.pk,
+            "title": "Renamed",
+            "target_date": str(today() + datetime.timedelta(days=40)),
+        },
+        "deliverables": {"title": "Renamed", "status": "in_progress"},
+        "criteria": {"text": "Renamed", "level": "should"},
+        "risks": {"title": "Renamed", "likelihood": "high"},
+        "blockers": {"title": "Renamed", "priority": "high"},
+    }.get(resource, {"title": "Renamed"})
+
+
+PATCHES = {
+    "plans": {"title": "Patched"},
+    "milestones": {"status": "in_progress"},
+    "deliverables": {"status": "accepted"},
+    "criteria": {"checked": True},
+    "risks": {"mitigation": "Have a plan B."},
+    "blockers": {"resolved_on": str(today())},
+}
+
+EDITABLE = {"plans", "milestones", "deliverables", "criteria", "risks", "blockers"}
+APPEND_ONLY = {"dependencies", "status-updates"}
+READ_ONLY = {"activity", "health", "teams"}
+ORDERED = {"milestones", "deliverables", "criteria"}
+RESOURCES = sorted(EDITABLE | APPEND_ONLY | READ_ONLY)
+OPERATIONS = ["list", "retrieve", "create", "put", "patch", "delete", "move"]
+
+
+def detail_path(resource, obj) -> str:
+    return url(f"{resource}/{obj.slug if resource == 'teams' else obj.pk}/")
+
+
+def supported(resource: str, operation: str) -> bool:
+    if operation in ("list", "retrieve"):
+        return True
+    if resource in READ_ONLY:
+        return False
+    if operation == "move":
+        return resource in ORDERED
+    if operation in ("put", "patch"):
+        return resource in EDITABLE
+    return True  # create and delete
+
+
+def expected(resource: str, operation: str, caller: str) -> int:
+    """The status each caller should get; the single source of truth for the matrix."""
+    role = role_of(caller)
+    if operation == "move" and resource not in ORDERED:
+        return 404  # no such URL
+    if role in ("anonymous", "bad"):
+        return 401
+    reading = operation in ("list", "retrieve")
+    if reading:
+        if operation == "list":
+            return 200
+        return 404 if role == "outsider" else 200
+    # A write. Nobody who writes nowhere gets past the permission check.
+    if role == "viewer":
+        return 403
+    if not supported(resource, operation):
+        return 405
+    if role == "outsider":
+        # The objects and parents of the team do not exist for them.
+        return 400 if operation == "create" else 404
+    return {"create": 201, "delete": 204}.get(operation, 200)
+
+
+def perform(client, world, resource: str, operation: str):
+    base = url(f"{resource}/")
+    if operation == "list":
+        return client.get(base)
+    if operation == "create":
+        return client.post(base, new_body(resource, world))
+    target = BUILD[resource](world)
+    path = detail_path(resource, target)
+    if operation == "retrieve":
+        return client.get(path)
+    headers = if_match(target) if resource in EDITABLE else {}
+    if operation == "put":
+        return client.put(path, full_body(resource, world), **headers)
+    if operation == "patch":
+        return client.patch(path, PATCHES.get(resource, {"title": "x"}), **headers)
+    if operation == "delete":
+        return client.delete(path, **headers)
+    if operation == "move":
+        return client.post(f"{path}move/", {"offset": -1})
+    raise AssertionError(operation)
+
+
+CASES = [(resource, operation) for resource in RESOURCES for operation in OPERATIONS]
+MATRIX_SIZE = len(CASES) * len(CALLERS)
+
+
+@pytest.mark.parametrize(("resource", "operation"), CASES)
+def test_permission_matrix(world, api, resource, operation):
+    # A second milestone in the plan, so that moving one up always has somewhere to go.
+    make_milestone(world.plan, world.admin, title="Second")
+    mismatches = []
+    for caller in CALLERS:
+        client = client_for(api, world, caller)
+        response = perform(client, world, resource, operation)
+        want = expected(resource, operation, caller)
+        if response.status_code != want:
+            mismatches.append(
+                f"{caller}: {operation} {resource} → {response.status_code}, expected {want}: "
+                f"{response.content[:200]!r}"
+            )
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_matrix_size_is_what_the_readme_says():
+    assert MATRIX_SIZE == 11 * 7 * 10
+
+
+def test_a_viewer_who_writes_in_another_team_still_gets_403_here(world, api):
+    """Write access is per team: an admin elsewhere is still only a viewer in this team."""
+    other_admin = add_member(world.other_team, role=Role.ADMIN)
+    add_member(world.team, other_admin, Role.VIEWER)
+    client = api.token(other_admin)
+    response = client.post(url("deliverables/"), {"milestone": world.milestone.pk, "title": "X"})
+    assert response.status_code == 403
+    response = client.patch(
+        url(f"milestones/{world.milestone.pk}/"), {"title": "X"}, **if_match(world.milestone)
+    )
+    assert response.status_code == 403
+    assert not world.milestone.deliverables.exists()
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_lists_never_include_another_teams_rows(world, api, resource):
+    """Both teams have one of everything; each member sees only their own team's rows."""
+    from tests.test_api_permissions import BUILD as build
+
+    class Other:
+        team = world.other_team
+        admin = world.outsider
+        plan = make_plan(world.other_team, world.outsider)
+        milestone = make_milestone(plan, world.outsider)
+
+    ours, theirs = build[resource](world), build[resource](Other)
+    for user, mine, not_mine in (
+        (world.member, ours, theirs),
+        (world.outsider, theirs, ours),
+    ):
+        response = api.token(user).get(url(f"{resource}/"), {"page_size": 200})
+        assert response.status_code == 200
+        ids = {row["id"] for row in response.json()["results"]}
+        assert mine.pk in ids
+        assert not_mine.pk not in ids
