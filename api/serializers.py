@@ -756,7 +756,9 @@ class SignoffRoleSerializer(StrictModelSerializer):
         """None: no decision yet; else whether the latest one is current."""
         if getattr(role, "latest_scope", None) is None:
             return None
-        return role.latest_scope == role.milestone.scope_hash and role.latest_by == role.holder_id
+        return signoffs.counts(
+            role.latest_scope, role.latest_by, role.milestone.scope_hash, role.holder_id
+        )
 
     @extend_schema_field(
         serializers.CharField(allow_null=True, help_text=f"{OUTCOMES}, or null: awaiting.")
@@ -847,8 +849,12 @@ class SignoffDecisionSerializer(StrictModelSerializer):
         return bool(
             role.removed_at is None
             and getattr(decision, "latest_pk", None) == decision.pk
-            and decision.scope_hash == decision.milestone.scope_hash
-            and decision.decided_by_id == role.holder_id
+            and signoffs.counts(
+                decision.scope_hash,
+                decision.decided_by_id,
+                decision.milestone.scope_hash,
+                role.holder_id,
+            )
         )
 
     def create(self, validated_data):

@@ -409,16 +409,9 @@ class SignoffRoleViewSet(ScopedViewSetMixin, CreateMixin, UpdateMixin, mixins.Li
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def base_queryset(self):
-        return (
-            SignoffRole.objects.active()
-            .select_related("milestone", "holder")
-            .annotate(
-                latest_scope=signoffs.latest_decision_subquery("scope_hash"),
-                latest_outcome=signoffs.latest_decision_subquery("outcome"),
-                latest_by=signoffs.latest_decision_subquery("decided_by_id"),
-            )
-            .order_by("milestone_id", "position", "pk")
-        )
+        return signoffs.with_latest_decision(
+            SignoffRole.objects.active().select_related("milestone", "holder")
+        ).order_by("milestone_id", "position", "pk")
 
     def locked(self, obj):
         return SignoffRole.objects.select_for_update().get(pk=obj.pk)

@@ -169,10 +169,8 @@ class RoleState:
     @property
     def is_current(self) -> bool:
         """The latest decision counts: made on today's scope by today's holder."""
-        return bool(
-            self.latest
-            and self.latest.scope_hash == self.scope_hash
-            and self.latest.decided_by_id == self.role.holder_id
+        return bool(self.latest) and counts(
+            self.latest.scope_hash, self.latest.decided_by_id, self.scope_hash, self.role.holder_id
         )
 
     @property
@@ -288,61 +286,67 @@ def summary(state: SignoffState) -> dict:
     }
 
 
+def counts(decision_scope: str, decided_by_id, milestone_scope: str, holder_id) -> bool:
+    """The rule for whether a role's latest decision counts: it was made on the milestone's
+    current scope by the role's current holder. `no_current_decision` says it in SQL."""
+    return decision_scope == milestone_scope and decided_by_id == holder_id
+
+
 def latest_decision_subquery(field_name: str, role_ref: str = "pk") -> Subquery:
     latest = SignoffDecision.objects.filter(role_id=OuterRef(role_ref)).order_by("-sequence")
     return Subquery(latest.values(field_name)[:1])
 
 
+def with_latest_decision(roles):
+    """Annotate roles with their latest decision's scope, outcome and author (`counts` decides
+    whether it is current)."""
+    return roles.annotate(
+        latest_scope=latest_decision_subquery("scope_hash"),
+        latest_outcome=latest_decision_subquery("outcome"),
+        latest_by=latest_decision_subquery("decided_by_id"),
+    )
+
+
+# `counts` as a filter on `with_latest_decision` roles: no decision, or one that no longer counts.
+no_current_decision = (
+    Q(latest_scope__isnull=True)
+    | ~Q(latest_scope=F("milestone__scope_hash"))
+    | ~Q(latest_by=F("holder_id"))
+)
+
+
 def awaiting_roles(user):
     """The active roles `user` holds on open milestones with no current decision by them."""
-    return (
-        SignoffRole.objects.active()
-        .filter(
-            holder=user,
-            milestone__team__memberships__user=user,
-            milestone__status__in=[MilestoneStatus.PLANNED, MilestoneStatus.IN_PROGRESS],
-        )
-        .annotate(
-            latest_scope=latest_decision_subquery("scope_hash"),
-            latest_by=latest_decision_subquery("decided_by_id"),
-        )
-        .filter(
-            Q(latest_scope__isnull=True)
-            | ~Q(latest_scope=F("milestone__scope_hash"))
-            | ~Q(latest_by=F("holder_id"))
-        )
+    held = SignoffRole.objects.active().filter(
+        holder=user,
+        milestone__team__memberships__user=user,
+        milestone__status__in=[MilestoneStatus.PLANNED, MilestoneStatus.IN_PROGRESS],
     )
+    return with_latest_decision(held).filter(no_current_decision)
 
 
 def missing_by_milestone(team_id: int) -> dict[int, list[str]]:
     """For each governed open milestone of a team, the roles without a current approval."""
-    rows = (
+    roles = (
         SignoffRole.objects.active()
         .filter(milestone__team_id=team_id)
         .exclude(milestone__status__in=[MilestoneStatus.COMPLETED, MilestoneStatus.CANCELLED])
-        .annotate(
-            latest_scope=latest_decision_subquery("scope_hash"),
-            latest_outcome=latest_decision_subquery("outcome"),
-            latest_by=latest_decision_subquery("decided_by_id"),
-        )
-        .values(
-            "milestone_id",
-            "name",
-            "holder_id",
-            "latest_scope",
-            "latest_outcome",
-            "latest_by",
-            "milestone__scope_hash",
-        )
+    )
+    rows = with_latest_decision(roles).values(
+        "milestone_id",
+        "name",
+        "holder_id",
+        "latest_scope",
+        "latest_outcome",
+        "latest_by",
+        "milestone__scope_hash",
     )
     governed, missing = set(), {}
     for row in rows:
         if row["holder_id"]:
             governed.add(row["milestone_id"])
-        approved = (
-            row["latest_outcome"] == SignoffOutcome.APPROVED
-            and row["latest_scope"] == row["milestone__scope_hash"]
-            and row["latest_by"] == row["holder_id"]
+        approved = row["latest_outcome"] == SignoffOutcome.APPROVED and counts(
+            row["latest_scope"], row["latest_by"], row["milestone__scope_hash"], row["holder_id"]
         )
         if not approved:
             missing.setdefault(row["milestone_id"], []).append(row["name"])
