@@ -102,6 +102,12 @@ class Team(models.Model):
     health_signoff_days = models.PositiveSmallIntegerField(
         default=7, help_text="At risk when sign-offs are missing this close to the target date."
     )
+    status_update_cadence_days = models.PositiveSmallIntegerField(
+        "status update cadence (days)",
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(90)],
+        help_text="Owners of in-progress milestones are reminded when their last update is older.",
+    )
     health_stale_update_days = models.PositiveSmallIntegerField(
         default=10, help_text="At risk when an in-progress milestone has no update for longer."
     )

@@ -21,6 +21,7 @@ SETTINGS_FIELDS = [
     "health_signoff_days",
     "health_stale_update_days",
     "health_min_confidence",
+    "status_update_cadence_days",
 ]
 
 

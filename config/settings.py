@@ -1,5 +1,6 @@
 """Milepost settings: one module, driven by environment variables (documented in README.md)."""
 
+import datetime
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -10,6 +11,7 @@ from config.env import (
     email_from_url,
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -56,6 +58,9 @@ INSTALLED_APPS = [
     "milestones",
     "api",
     "feeds",
+    "notifications",
+    "webhooks",
+    "specs",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +124,18 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# --- Notifications outbox (notifications/outbox.py) -------------------------------------------
+# Every e-mail and webhook delivery is a row first. A failed attempt is retried after
+# base × 2^(attempt-1) seconds (capped, with ±50% jitter) until OUTBOX_MAX_ATTEMPTS; a row
+# claimed by a worker that died is taken back after OUTBOX_CLAIM_TIMEOUT seconds; a row whose
+# task never reached the broker is queued again by the sweeper after OUTBOX_REDISPATCH_AFTER.
+OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 6, minimum=1)
+OUTBOX_RETRY_BASE_SECONDS = env_float("OUTBOX_RETRY_BASE_SECONDS", 30.0, minimum=0.0)
+OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 3600.0, minimum=0.0)
+OUTBOX_CLAIM_TIMEOUT = env_float("OUTBOX_CLAIM_TIMEOUT", 300.0, minimum=0.1)
+OUTBOX_REDISPATCH_AFTER = env_float("OUTBOX_REDISPATCH_AFTER", 300.0, minimum=0.1)
+OUTBOX_SWEEP_SECONDS = env_float("OUTBOX_SWEEP_SECONDS", 60.0, minimum=0.1)
+
 # --- Redis, Celery and caching -------------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"))
 CELERY_BROKER_URL = env_url(
@@ -144,10 +161,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Publishing a task must not hang a web request when the broker is down: one quick try, then
+# the outbox row waits for the sweeper (notifications/outbox.py).
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0, minimum=0.1)
 CELERY_BEAT_SCHEDULE = {
     "evaluate-health-hourly": {
         "task": "milestones.evaluate_all_health",
         "schedule": crontab(minute=7),
+    },
+    "sweep-outbox": {
+        "task": "notifications.sweep_outbox",
+        "schedule": datetime.timedelta(seconds=OUTBOX_SWEEP_SECONDS),
+    },
+    "queue-due-digests": {
+        "task": "notifications.queue_due_digests",
+        "schedule": crontab(minute="*/15"),
+    },
+    "queue-update-reminders": {
+        "task": "notifications.queue_update_reminders",
+        "schedule": crontab(minute=23),
     },
 }
 

@@ -10,5 +10,8 @@ urlpatterns = [
     path("api/v1/", include("api.urls")),
     path("tokens/", include("api.page_urls")),
     path("calendar/", include("feeds.urls")),
+    path("", include("notifications.urls")),
+    path("", include("webhooks.urls")),
+    path("", include("specs.urls")),
     path("", include("milestones.urls")),
 ]

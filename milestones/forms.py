@@ -262,8 +262,16 @@ class StakeholderForm(WorkspaceForm):
 
     class Meta:
         model = Stakeholder
-        fields = ["user", "name", "email", "channel", "frequency", "content"]
+        fields = [
+            "user", "name", "email", "channel", "frequency", "content",
+            "gets_digest", "gets_alerts", "gets_completion",
+        ]  # fmt: skip
         labels = {"user": "Member", "content": "What they get"}
+        help_texts = {
+            "gets_digest": "Milepost e-mails them this plan's weekly digest.",
+            "gets_alerts": "Milepost e-mails them when a milestone of this plan gets worse.",
+            "gets_completion": "Milepost e-mails them when a milestone of this plan completes.",
+        }
 
 
 class StatusUpdateForm(WorkspaceForm):

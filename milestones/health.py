@@ -50,6 +50,7 @@ from milestones.models import (
     progress_percent,
     today,
 )
+from notifications import events
 
 logger = logging.getLogger(__name__)
 
@@ -388,6 +389,7 @@ def evaluate_team(team_id: int, *, on: datetime.date | None = None) -> Outcome:
             cursor.executemany(UPDATE_SQL, changed_rows)
     HealthTransition.objects.bulk_create(transitions)
     ForecastShift.objects.bulk_create(shifts)
+    events.health_changed(transitions)
     return Outcome(evaluated=len(milestones), changed=len(changed_rows), transitions=transitions)
 
 

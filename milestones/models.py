@@ -242,6 +242,10 @@ class Stakeholder(models.Model):
         max_length=16, choices=StakeholderFrequency.choices, default=StakeholderFrequency.WEEKLY
     )
     content = models.CharField(max_length=200, blank=True, help_text="What they are told")
+    # What Milepost itself e-mails them (notifications/): to the member's or the plain address.
+    gets_digest = models.BooleanField("weekly digest", default=True)
+    gets_alerts = models.BooleanField("at-risk alerts", default=False)
+    gets_completion = models.BooleanField("completion notices", default=True)
     position = models.PositiveIntegerField(default=0)
 
     # Bumped by every change made through services.update_object (optimistic concurrency).

@@ -28,6 +28,7 @@ from milestones.models import (
     StatusUpdate,
     today,
 )
+from notifications import events
 
 # Fields that never appear in an activity diff: bookkeeping, not something a person changed.
 UNLOGGED_FIELDS = {"id", "version", "created_at", "updated_at", "met", "score", "team"}
@@ -144,6 +145,7 @@ def create_object(obj, *, actor):
     if isinstance(obj, Milestone):
         signoffs.create_default_roles(obj)
     _refresh_signoff_scope(obj, actor)
+    events.object_created(obj, actor=actor)
     return obj
 
 
@@ -220,6 +222,7 @@ def update_object(obj, *, actor, **changes):
         obj.refresh_from_db(fields=["version"])
     record_activity(actor, obj, "updated", diff)
     _refresh_signoff_scope(obj, actor, set(diff))
+    events.object_updated(obj, diff, actor=actor)
     return diff
 
 

@@ -51,6 +51,7 @@ from milestones.models import (
     SignoffRole,
     today,
 )
+from notifications import events
 
 COMMENT_REQUIRED = "Say why: a comment is required when you request changes or reject."
 EXCEPTIONS_NEED_COMMENT = (
@@ -386,9 +387,11 @@ def create_default_roles(milestone: Milestone) -> list[SignoffRole]:
 
 def _ask(role: SignoffRole, scope_hash: str, reason: str):
     if role.holder_id:
-        SignoffRequest.objects.get_or_create(
+        request, created = SignoffRequest.objects.get_or_create(
             role=role, holder_id=role.holder_id, scope_hash=scope_hash, defaults={"reason": reason}
         )
+        if created:
+            events.signoff_requested(request)
 
 
 def refresh_scope(milestone: Milestone, *, actor) -> bool:
@@ -442,6 +445,8 @@ def settle_completion(milestone: Milestone, *, actor) -> str | None:
     )
     milestone.refresh_from_db(fields=["status", "completed_on", "version"])
     _record(actor, milestone, verb, {"status": [old_status, new_status]})
+    if verb == "completed":
+        events.milestone_completed(milestone)
     return verb
 
 
@@ -575,6 +580,7 @@ def decide(
         "decided",
         {"role": role.name, "outcome": outcome, "with_exceptions": with_exceptions},
     )
+    events.signoff_decided(decision)
     settle_completion(milestone, actor=user)
     return decision
 

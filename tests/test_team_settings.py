@@ -14,6 +14,7 @@ VALID = {
     "health_signoff_days": "7",
     "health_stale_update_days": "10",
     "health_min_confidence": "50",
+    "status_update_cadence_days": "7",
     "signoff_roles": "Tech lead\nSecurity reviewer\n",
 }
 
