@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "notifications",
     "webhooks",
     "specs",
+    "milestone_templates",
 ]
 
 MIDDLEWARE = [
@@ -97,6 +98,10 @@ TEMPLATES = [
 DATABASES = {
     "default": database_from_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'milepost.sqlite3'}")
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The test database is a file, not memory, so that Celery worker subprocesses started by
+    # the integration tests see the same data as the test.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-milepost.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("notifications.urls")),
     path("", include("webhooks.urls")),
     path("", include("specs.urls")),
+    path("", include("milestone_templates.urls")),
     path("", include("milestones.urls")),
 ]
