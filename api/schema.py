@@ -1,10 +1,11 @@
 """OpenAPI details drf-spectacular cannot guess: error responses, ETag and If-Match headers.
 
 Every operation lists the errors it can answer with, each with its body:
-401 and 429 everywhere; 400 on writes and on lists (a filter it does not understand); 403 on
-writes; 404 on anything with an id (and on a list page past the end); 409 where the database
-refuses (a plan that still has milestones, two writers at once); 412 and 428 on the writes of
-editable objects, 412 carrying the current representation.
+401 and 429 everywhere; 400 on writes (deletes too: a rule may refuse one) and on lists (a
+filter it does not understand); 403 on writes; 404 on anything with an id (and on a list page
+past the end); 409 where the database refuses (a plan that still has milestones, two writers
+at once); 412 and 428 on the writes of editable objects, 412 carrying the current
+representation.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -26,7 +27,7 @@ FIELD_ERRORS = {
     },
 }
 DESCRIPTIONS = {
-    "400": "Invalid input: messages per field.",
+    "400": "Invalid input, or a change the rules refuse: messages per field.",
     "401": "Not authenticated, or the API token is unknown, expired or revoked.",
     "403": "Authenticated, but your role in this team may not do this (viewers only read).",
     "404": "No such object in your teams (or a page past the end of the list).",
@@ -68,7 +69,7 @@ class MilepostAutoSchema(AutoSchema):
 
     def get_override_parameters(self):
         parameters = list(super().get_override_parameters())
-        if self._action in {"update", "partial_update", "destroy"}:
+        if "412" in self._error_codes():
             required = getattr(self.view, "versioned", False)
             parameters.append(
                 OpenApiParameter(
@@ -94,13 +95,16 @@ class MilepostAutoSchema(AutoSchema):
 
     def _error_codes(self) -> list[str]:
         action = self._action
+        own = getattr(self.view, "error_codes", None)  # a view that is not about team objects
+        if own is not None:
+            return own.get(action, ["401", "429"])
         codes = ["401", "429"]
         if action == "list":
             codes += ["400", "404"]
         if action in WRITE_ACTIONS:
             codes += ["403", "404"]
-        if action in {"create", "update", "partial_update", "move"}:
-            codes.append("400")
+        if action in {"create", "update", "partial_update", "move", "destroy"}:
+            codes.append("400")  # a delete too: e.g. a milestone whose sign-offs are on record
         if action == "retrieve":
             codes.append("404")
         if action in {"create", "update", "partial_update", "destroy"}:

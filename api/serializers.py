@@ -13,6 +13,7 @@ that can only be set on creation, and unknown names.
 from collections.abc import Mapping
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -35,6 +36,8 @@ from milestones.models import (
     StatusUpdate,
     progress_percent,
 )
+from notifications.models import NotificationPreferences
+from notifications.preferences import time_zone_names
 
 User = get_user_model()
 
@@ -876,3 +879,93 @@ class MoveSerializer(serializers.Serializer):
         max_value=10_000,
         help_text="Places to move within its list: negative is up (earlier), positive down.",
     )
+
+
+# --- Notification preferences -------------------------------------------------------------
+
+
+class NotificationPreferencesSerializer(StrictModelSerializer):
+    """What the requesting user receives by e-mail, when, and about which plans.
+
+    The user's own row (the defaults until they first save); `time_zone` is the user's.
+    `muted_plans` lists the plans of your teams left out of your digest; mutes of plans in
+    teams you have left are kept (they hold again if you come back) but never shown. PUT
+    takes every field, PATCH any of them; the whole change is saved at once or not at all.
+    """
+
+    time_zone = serializers.ChoiceField(
+        choices=time_zone_names(),
+        help_text="IANA time zone (e.g. Europe/Berlin): the digest hour and the times in "
+        "e-mails follow it.",
+    )
+    # The form offers whole hours; the model's check constraint enforces the same 0–23.
+    digest_hour = serializers.IntegerField(
+        min_value=0, max_value=23, help_text="Hour of the digest in your time zone, 0–23."
+    )
+    muted_plans = ScopedRelatedField(
+        many=True,
+        queryset=Plan.objects.all(),
+        team_path="team_id",
+        help_text="Ids of plans of your teams to leave out of your digest.",
+    )
+
+    class Meta:
+        model = NotificationPreferences
+        fields = [
+            "digest_enabled",
+            "digest_weekday",
+            "digest_hour",
+            "digest_when_empty",
+            "at_risk_alerts",
+            "signoff_requests",
+            "signoff_decisions",
+            "update_reminders",
+            "completion_notices",
+            "muted_plans",
+            "time_zone",
+        ]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if not self.partial:  # PUT replaces the whole set of preferences
+            for field in fields.values():
+                field.required = True
+        return fields
+
+    def to_representation(self, preferences):
+        user = self.context["request"].user
+        visible = team_ids(self.context["request"])
+        muted = (
+            preferences.muted_plans.filter(team_id__in=visible).order_by("pk")
+            if preferences.pk
+            else []
+        )
+        data = {
+            name: getattr(preferences, name)
+            for name in self.Meta.fields
+            if name not in ("muted_plans", "time_zone")
+        }
+        return {**data, "muted_plans": [plan.pk for plan in muted], "time_zone": user.time_zone}
+
+    @transaction.atomic
+    def update(self, preferences, validated_data):
+        user = self.context["request"].user
+        time_zone = validated_data.pop("time_zone", None)
+        muted = validated_data.pop("muted_plans", None)
+        # Locked, so two integrations saving at once apply one after the other.
+        saved = NotificationPreferences.objects.select_for_update().filter(user=user).first()
+        preferences = saved or NotificationPreferences(user=user)
+        for name, value in validated_data.items():
+            setattr(preferences, name, value)
+        preferences.full_clean()
+        preferences.save()
+        if muted is not None:
+            visible = team_ids(self.context["request"])
+            shown = set(preferences.muted_plans.filter(team_id__in=visible))
+            wanted = set(muted)
+            preferences.muted_plans.remove(*(shown - wanted))
+            preferences.muted_plans.add(*(wanted - shown))
+        if time_zone is not None and time_zone != user.time_zone:
+            user.time_zone = time_zone
+            user.save(update_fields=["time_zone"])
+        return preferences

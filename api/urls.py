@@ -21,8 +21,13 @@ router.register("health", views.HealthViewSet, basename="health")
 router.register("signoff-roles", views.SignoffRoleViewSet, basename="signoffrole")
 router.register("signoff-decisions", views.SignoffDecisionViewSet, basename="signoffdecision")
 
+preferences = views.NotificationPreferencesViewSet.as_view(
+    {"get": "retrieve", "put": "update", "patch": "partial_update"}
+)
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("me/notification-preferences/", preferences, name="notification-preferences"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),
     re_path(r"^", views.not_found),  # JSON, not the HTML 404 page, anywhere under /api/v1/

@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.models import Team
@@ -34,6 +35,7 @@ from milestones.models import (
     StatusUpdate,
     subquery_count,
 )
+from notifications.models import NotificationPreferences
 
 ID_PATTERN = r"[0-9]{1,18}"
 
@@ -475,6 +477,47 @@ class SignoffDecisionViewSet(ScopedViewSetMixin, mixins.ListModelMixin, viewsets
             self.reverse_action("detail", kwargs={self.lookup_field: decision.pk})
         )
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+
+# --- The requester's own settings ----------------------------------------------------------
+
+
+@extend_schema_view(
+    retrieve=extend_schema(summary="Your notification preferences"),
+    update=extend_schema(summary="Replace your notification preferences (every field)"),
+    partial_update=extend_schema(summary="Change some of your notification preferences"),
+)
+class NotificationPreferencesViewSet(viewsets.GenericViewSet):
+    """`me/notification-preferences/`: the requesting user's own preferences, whatever their
+    role in their teams (a viewer chooses their e-mails too). No If-Match: only the user
+    themselves writes them, and each save takes the row's lock."""
+
+    serializer_class = serializers.NotificationPreferencesSerializer
+    permission_classes = [IsAuthenticated]
+    filter_backends = []
+    pagination_class = None
+    sends_etag = False
+    error_codes = {
+        "retrieve": ["401", "429"],
+        "update": ["400", "401", "409", "429"],
+        "partial_update": ["400", "401", "409", "429"],
+    }
+
+    def get_object(self):
+        return NotificationPreferences.for_user(self.request.user)
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        preferences = serializer.save()
+        return Response(self.get_serializer(preferences).data)
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, partial=True, **kwargs)
 
 
 @csrf_exempt

@@ -1,15 +1,18 @@
 """Throughput and latency of the milestone list in the REST API, and its SQL queries.
 
     .venv/bin/python bench/api_list.py [--milestones 50 --deliverables 6 --criteria 2 \
-        --clients 8 --seconds 20 --database-url URL]
+        --clients 8 --seconds 20 --runs 3 --database-url URL]
 
 Builds one team with a plan of 50 milestones, each with 6 deliverables × 2 acceptance criteria
 (bulk inserts, then one health evaluation), makes a personal API token, counts the SQL queries
 of one `GET /api/v1/milestones/?plan=PLAN-001` in-process (Django's test client, after a
 warm-up), then serves the app with gunicorn (2 workers, production-like settings, throttling
 off) on a free loopback port and runs 8 concurrent clients, each sending that GET with
-`Authorization: Bearer …` back to back for --seconds after a warm-up. Prints requests/s,
-median, p95 and max latency, response size and queries per request.
+`Authorization: Bearer …` back to back for --seconds after a warm-up, --runs times. Prints
+requests/s, median, p95 and max latency and response size of each run, the median run's
+requests/s, and queries per request. The load generator shares the machine with the server
+and the database, so on a 2-core machine it takes part of the CPU it measures; the load
+average is printed around each run because other work on the machine skews the figures.
 
 The database is a throwaway SQLite file unless --database-url names a PostgreSQL database
 (created if missing and flushed first: point it at a scratch database).
@@ -186,21 +189,29 @@ def serve_and_measure(args, env: dict, workdir: Path) -> None:
         else:
             sys.exit("FAILED: gunicorn did not answer /healthz within 30 s")
         token = (workdir / "token").read_text()
-        print(f"load average before: {load_average()}")
-        latencies, failures, sizes, wall = load(base, token, args.clients, args.seconds)
-        print(f"load average after:  {load_average()}")
-        if failures:
-            print(f"FAILED requests: {len(failures)} (statuses {sorted(set(failures))})")
-        p95 = statistics.quantiles(latencies, n=20, method="inclusive")[-1]
-        print(
-            f"\nGET {PATH} with {args.clients} concurrent clients for {wall:.1f} s "
-            f"(gunicorn, 2 workers):\n"
-            f"  {len(latencies)} requests, {len(latencies) / wall:.1f} requests/s\n"
-            f"  latency median {statistics.median(latencies):.1f} ms, p95 {p95:.1f} ms, "
-            f"max {max(latencies):.1f} ms\n"
-            f"  response {statistics.median(sizes):,.0f} bytes",
-            flush=True,
-        )
+        measured = []
+        for run in range(1, args.runs + 1):
+            print(f"\nrun {run} of {args.runs}; load average before: {load_average()}")
+            latencies, failures, sizes, wall = load(base, token, args.clients, args.seconds)
+            print(f"load average after:  {load_average()}")
+            if failures:
+                print(f"FAILED requests: {len(failures)} (statuses {sorted(set(failures))})")
+            p95 = statistics.quantiles(latencies, n=20, method="inclusive")[-1]
+            rate = len(latencies) / wall
+            measured.append(rate)
+            print(
+                f"GET {PATH} with {args.clients} concurrent clients for {wall:.1f} s "
+                f"(gunicorn, 2 workers):\n"
+                f"  {len(latencies)} requests, {rate:.1f} requests/s\n"
+                f"  latency median {statistics.median(latencies):.1f} ms, p95 {p95:.1f} ms, "
+                f"max {max(latencies):.1f} ms\n"
+                f"  response {statistics.median(sizes):,.0f} bytes",
+                flush=True,
+            )
+        if args.runs > 1:
+            rates = ", ".join(f"{rate:.1f}" for rate in measured)
+            print(f"\nmedian of {args.runs} runs: {statistics.median(measured):.1f} requests/s "
+                  f"({rates})")  # fmt: skip
     finally:
         server.terminate()
         try:
@@ -218,6 +229,9 @@ def main():
     parser.add_argument("--criteria", type=int, default=2, help="per deliverable")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--runs", type=int, default=3, help="load runs against the same server (median reported)"
+    )
     parser.add_argument("--database-url", help="default: a throwaway SQLite file")
     parser.add_argument("--step", choices=["build", "queries"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)

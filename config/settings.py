@@ -141,6 +141,16 @@ OUTBOX_CLAIM_TIMEOUT = env_float("OUTBOX_CLAIM_TIMEOUT", 300.0, minimum=0.1)
 OUTBOX_REDISPATCH_AFTER = env_float("OUTBOX_REDISPATCH_AFTER", 300.0, minimum=0.1)
 OUTBOX_SWEEP_SECONDS = env_float("OUTBOX_SWEEP_SECONDS", 60.0, minimum=0.1)
 
+# --- Webhooks (webhooks/) -----------------------------------------------------------------
+# Deliveries are outbox rows (retried with the OUTBOX_* backoff above). A request that gets no
+# answer within WEBHOOK_TIMEOUT_SECONDS fails that attempt; WEBHOOK_DISABLE_AFTER deliveries
+# in a row that fail for good disable the endpoint. Unless WEBHOOK_ALLOW_PRIVATE_URLS is on
+# (default: DEBUG), endpoint URLs may not point at Milepost itself or at loopback, private,
+# link-local or reserved addresses (webhooks/addresses.py).
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+WEBHOOK_DISABLE_AFTER = env_int("WEBHOOK_DISABLE_AFTER", 5, minimum=1)
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=DEBUG)
+
 # --- Redis, Celery and caching -------------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"))
 CELERY_BROKER_URL = env_url(
@@ -158,6 +168,10 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "store_processed": False,
         "polling_interval": 1,
     }
+elif CELERY_BROKER_URL.startswith("redis"):
+    # A request publishing a task tries the broker once (kombu would otherwise retry with
+    # sleeps in between); when it is down the outbox row simply waits for the sweeper.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 0}
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_IGNORE_RESULT = not REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)

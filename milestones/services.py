@@ -5,8 +5,10 @@ Every change made through these functions is validated with the model's own rule
 imports and commands call these; none of them saves domain objects directly.
 """
 
+import contextvars
 import datetime
 import decimal
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -157,12 +159,48 @@ def _refresh_signoff_scope(obj, actor, changed: set | None = None):
     """After an edit that may change a milestone's sign-off scope, let sign-offs react."""
     if isinstance(obj, Milestone):
         if changed is None or changed & SCOPE_FIELDS:
-            signoffs.refresh_scope(obj, actor=actor)
+            _refresh_or_defer(obj, actor)
     elif isinstance(obj, Deliverable):
-        signoffs.refresh_scope(obj.milestone, actor=actor)
+        _refresh_or_defer(obj.milestone, actor)
     elif isinstance(obj, Criterion) and not obj.plan_id:
         milestone = obj.milestone if obj.milestone_id else obj.deliverable.milestone
+        _refresh_or_defer(milestone, actor)
+
+
+# Milestones whose scope refresh waits for the end of a `batched_scope_refresh` block.
+_deferred_scope: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "deferred_scope", default=None
+)
+
+
+def _refresh_or_defer(milestone: Milestone, actor):
+    pending = _deferred_scope.get()
+    if pending is None:
         signoffs.refresh_scope(milestone, actor=actor)
+    else:
+        pending[milestone.pk] = (milestone, actor)
+
+
+@contextmanager
+def batched_scope_refresh():
+    """Create or edit many parts of milestones (an import, a template) and refresh each
+    milestone's sign-off scope once at the end instead of after every part; same outcome.
+
+    Runs in one transaction, so the refresh happens before anything commits.
+    """
+    if _deferred_scope.get() is not None:  # already batching: the outer block refreshes
+        yield
+        return
+    pending: dict = {}
+    token = _deferred_scope.set(pending)
+    try:
+        with transaction.atomic():
+            yield
+            _deferred_scope.set(None)
+            for milestone, actor in pending.values():
+                signoffs.refresh_scope(milestone, actor=actor)
+    finally:
+        _deferred_scope.reset(token)
 
 
 @transaction.atomic

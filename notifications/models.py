@@ -11,6 +11,9 @@ class DeliveryState(models.TextChoices):
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+    # Recorded, never sent: an empty digest for someone who asked for none that week. The row
+    # keeps the week's once-only key taken so later runs do not build it again.
+    SKIPPED = "skipped", "Skipped"
 
 
 class OutboxRow(models.Model):

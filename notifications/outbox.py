@@ -27,6 +27,7 @@ import logging
 import random
 import smtplib
 
+from celery import current_app
 from django.apps import apps
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -43,11 +44,16 @@ logger = logging.getLogger(__name__)
 # Outbox model → the Celery task that delivers one of its rows (called with the row id).
 OUTBOX_TASKS = {
     "notifications.Message": "notifications.tasks.deliver_message",
+    "webhooks.WebhookDelivery": "webhooks.tasks.deliver_webhook",
 }
 
 # A row whose task was never published gets this long before the sweeper publishes it: the
 # request that queued it is normally publishing it this very moment.
 UNDISPATCHED_GRACE_SECONDS = 10
+
+# What `finish` returns when the sweeper took the row back before this worker finished: the
+# newer attempt owns the row, so this outcome is not recorded.
+CLAIM_LOST = "claim lost"
 
 
 def retry_delay(attempt: int) -> float:
@@ -71,9 +77,11 @@ def queue_message(
     email: str = "",
     team=None,
     headers: dict | None = None,
+    send: bool = True,
 ) -> Message | None:
     """Queue one e-mail inside the caller's transaction; None when the recipient already has
-    this kind of message for this key, or has no address."""
+    this kind of message for this key, or has no address. `send=False` records the row as
+    skipped (it takes the once-only key but is never sent)."""
     address = (user.email if user is not None else email).strip()
     if not address:
         return None
@@ -90,10 +98,12 @@ def queue_message(
                 body_text=text,
                 body_html=html,
                 headers=headers or {},
+                **({} if send else {"state": DeliveryState.SKIPPED, "finished_at": timezone.now()}),
             )
     except IntegrityError:
         return None
-    dispatch_on_commit(message)
+    if send:
+        dispatch_on_commit(message)
     return message
 
 
@@ -137,7 +147,9 @@ def claim(model, pk):
         early = model.objects.filter(
             pk=pk, state=DeliveryState.PENDING, next_attempt_at__gt=now
         ).values_list("next_attempt_at", flat=True)
-        if early:  # the retry's task arrived a moment before its time: wait for it
+        # The retry's task arrived a moment before its time: wait for it. (Tasks run eagerly
+        # ignore countdowns; there the sweeper picks the row up when it is due.)
+        if early and not current_app.conf.task_always_eager:
             dispatch(model, [pk], countdown=(early[0] - now).total_seconds())
         return None
     return model.objects.get(pk=pk)
@@ -155,11 +167,11 @@ def finish(row, *, error: str = "", permanent: bool = False, **fields) -> str:
         pk=row.pk, state=DeliveryState.SENDING, claimed_at=row.claimed_at
     )
     if not error:
-        mine.update(state=DeliveryState.SENT, finished_at=now, last_error="", **fields)
-        return DeliveryState.SENT
+        won = mine.update(state=DeliveryState.SENT, finished_at=now, last_error="", **fields)
+        return DeliveryState.SENT if won else CLAIM_LOST
     if permanent or row.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-        mine.update(state=DeliveryState.FAILED, finished_at=now, last_error=error, **fields)
-        return DeliveryState.FAILED
+        won = mine.update(state=DeliveryState.FAILED, finished_at=now, last_error=error, **fields)
+        return DeliveryState.FAILED if won else CLAIM_LOST
     delay = retry_delay(row.attempts)
     updated = mine.update(
         state=DeliveryState.PENDING,
@@ -169,8 +181,9 @@ def finish(row, *, error: str = "", permanent: bool = False, **fields) -> str:
         last_error=error,
         **fields,
     )
-    if updated:
-        dispatch(type(row), [row.pk], countdown=delay)
+    if not updated:
+        return CLAIM_LOST
+    dispatch(type(row), [row.pk], countdown=delay)
     return DeliveryState.PENDING
 
 

@@ -4,14 +4,20 @@ Callers: anonymous, a bad bearer token, and for each of outsider (admin of anoth
 viewer, member and admin both a session and a personal API token. Every write that should
 succeed is sent with the right If-Match, so the cell tests permission, not concurrency.
 Each write works on a fresh object, so cells do not depend on each other.
+
+Sign-off roles are changed by team admins only (signoffs.add_role, set_holder, drop_role);
+a sign-off decision is recorded for the role's holder only, whatever their team role
+(signoffs.decide), and never changed or deleted. `me/notification-preferences/` is the
+caller's own, so every signed-in caller reads and writes it.
 """
 
 import datetime
+import itertools
 
 import pytest
 
 from accounts.models import Role
-from milestones import services
+from milestones import services, signoffs
 from milestones.models import Activity, today
 from tests import test_api_support as support
 from tests.factories import (
@@ -65,6 +71,37 @@ def successor(world):
     return make_milestone(world.plan, world.admin, title="Later")
 
 
+_names = itertools.count(1)
+
+
+def role_name() -> str:
+    """A sign-off role name not yet used on the milestone."""
+    return f"Reviewer {next(_names)}"
+
+
+def held_role(w, holder):
+    return signoffs.add_role(w.milestone, actor=w.admin, name=role_name(), holder=holder)
+
+
+def decision(w):
+    role = held_role(w, w.admin)
+    return signoffs.decide(
+        w.milestone, user=w.admin, role=role, outcome="changes_requested", comment="Not yet"
+    )
+
+
+def role_to_decide(w, caller: str, *, own: bool):
+    """For `create`, a role the caller holds (a team member: viewer, member or admin);
+    for `decide_unheld`, one held by somebody else. Outsiders cannot hold our roles."""
+    who = role_of(caller)
+    if who not in ("viewer", "member", "admin"):
+        return held_role(w, w.admin)
+    user = getattr(w, who)
+    if own:
+        return held_role(w, user)
+    return held_role(w, w.member if user == w.admin else w.admin)
+
+
 BUILD = {
     "plans": lambda w: make_plan(w.team, w.admin),
     "milestones": lambda w: make_milestone(w.plan, w.admin),
@@ -77,10 +114,16 @@ BUILD = {
     "activity": lambda w: Activity.objects.filter(team=w.team).first(),
     "health": lambda w: w.milestone,
     "teams": lambda w: w.team,
+    "signoff-roles": lambda w: held_role(w, None),
+    "signoff-decisions": decision,
 }
+PREFERENCES = "me/notification-preferences"
 
 
-def new_body(resource: str, w) -> dict:
+def new_body(resource: str, w, caller: str) -> dict:
+    if resource == "signoff-decisions":
+        role = role_to_decide(w, caller, own=True)
+        return {"role": role.pk, "outcome": "changes_requested", "comment": "Not yet"}
     return {
         "plans": lambda: {"team": w.team.slug, "title": "New plan"},
         "milestones": lambda: {"plan": w.plan.pk, "title": "New milestone"},
@@ -98,6 +141,12 @@ def new_body(resource: str, w) -> dict:
         "activity": lambda: {"verb": "made up"},
         "health": lambda: {"health": "on_track"},
         "teams": lambda: {"name": "Mine now"},
+        "signoff-roles": lambda: {
+            "milestone": w.milestone.pk,
+            "name": role_name(),
+            "holder": w.member.username,
+        },
+        PREFERENCES: lambda: {"digest_hour": 9},
     }[resource]()
 
 
@@ -114,6 +163,20 @@ def full_body(resource: str, w) -> dict:
         "criteria": {"text": "Renamed", "level": "should"},
         "risks": {"title": "Renamed", "likelihood": "high"},
         "blockers": {"title": "Renamed", "priority": "high"},
+        "signoff-roles": {"holder": w.member.username},
+        PREFERENCES: {
+            "digest_enabled": True,
+            "digest_weekday": 4,
+            "digest_hour": 16,
+            "digest_when_empty": "skip",
+            "at_risk_alerts": False,
+            "signoff_requests": True,
+            "signoff_decisions": True,
+            "update_reminders": False,
+            "completion_notices": True,
+            "muted_plans": [],
+            "time_zone": "Europe/Berlin",
+        },
     }.get(resource, {"title": "Renamed"})
 
 
@@ -124,30 +187,40 @@ PATCHES = {
     "criteria": {"checked": True},
     "risks": {"mitigation": "Have a plan B."},
     "blockers": {"resolved_on": str(today())},
+    "signoff-roles": {"holder": "max"},
+    PREFERENCES: {"at_risk_alerts": False, "time_zone": "America/New_York"},
 }
 
 EDITABLE = {"plans", "milestones", "deliverables", "criteria", "risks", "blockers"}
 APPEND_ONLY = {"dependencies", "status-updates"}
 READ_ONLY = {"activity", "health", "teams"}
 ORDERED = {"milestones", "deliverables", "criteria"}
-RESOURCES = sorted(EDITABLE | APPEND_ONLY | READ_ONLY)
+VERSIONED = EDITABLE | {"signoff-roles"}  # writes need If-Match
+RESOURCES = sorted(
+    EDITABLE | APPEND_ONLY | READ_ONLY | {"signoff-roles", "signoff-decisions", PREFERENCES}
+)
 OPERATIONS = ["list", "retrieve", "create", "put", "patch", "delete", "move"]
+# Which operations each resource answers (the rest are 405, or 404 for a move URL).
+SUPPORTED = {
+    **{r: {"list", "retrieve", "create", "put", "patch", "delete"} for r in EDITABLE},
+    **{r: {"list", "retrieve", "create", "delete"} for r in APPEND_ONLY},
+    **{r: {"list", "retrieve"} for r in READ_ONLY},
+    "signoff-roles": {"list", "retrieve", "create", "patch", "delete"},
+    "signoff-decisions": {"list", "retrieve", "create", "decide_unheld"},
+    PREFERENCES: {"list", "retrieve", "put", "patch"},  # one object: list and retrieve alike
+}
+for _resource in ORDERED:
+    SUPPORTED[_resource].add("move")
 
 
 def detail_path(resource, obj) -> str:
+    if resource == PREFERENCES:
+        return url(f"{PREFERENCES}/")
     return url(f"{resource}/{obj.slug if resource == 'teams' else obj.pk}/")
 
 
 def supported(resource: str, operation: str) -> bool:
-    if operation in ("list", "retrieve"):
-        return True
-    if resource in READ_ONLY:
-        return False
-    if operation == "move":
-        return resource in ORDERED
-    if operation in ("put", "patch"):
-        return resource in EDITABLE
-    return True  # create and delete
+    return operation in SUPPORTED[resource]
 
 
 def expected(resource: str, operation: str, caller: str) -> int:
@@ -157,11 +230,21 @@ def expected(resource: str, operation: str, caller: str) -> int:
         return 404  # no such URL
     if role in ("anonymous", "bad"):
         return 401
+    if resource == PREFERENCES:  # the caller's own, whatever their team role
+        return 200 if supported(resource, operation) else 405
     reading = operation in ("list", "retrieve")
     if reading:
         if operation == "list":
             return 200
         return 404 if role == "outsider" else 200
+    if resource == "signoff-decisions":
+        # Anyone signed in may try to decide (a viewer may hold a role); signoffs.decide
+        # lets only the role's holder, and another team's role does not exist (400).
+        if not supported(resource, operation):
+            return 405
+        if role == "outsider":
+            return 400
+        return 201 if operation == "create" else 403
     # A write. Nobody who writes nowhere gets past the permission check.
     if role == "viewer":
         return 403
@@ -170,20 +253,26 @@ def expected(resource: str, operation: str, caller: str) -> int:
     if role == "outsider":
         # The objects and parents of the team do not exist for them.
         return 400 if operation == "create" else 404
+    if resource == "signoff-roles" and role != "admin":
+        return 403  # roles and holders are for team admins
     return {"create": 201, "delete": 204}.get(operation, 200)
 
 
-def perform(client, world, resource: str, operation: str):
+def perform(client, world, resource: str, operation: str, caller: str):
     base = url(f"{resource}/")
     if operation == "list":
         return client.get(base)
     if operation == "create":
-        return client.post(base, new_body(resource, world))
-    target = BUILD[resource](world)
+        return client.post(base, new_body(resource, world, caller))
+    if operation == "decide_unheld":
+        role = role_to_decide(world, caller, own=False)
+        return client.post(base, {"role": role.pk, "outcome": "approved", "with_exceptions": True,
+                                  "comment": "Ship it"})  # fmt: skip
+    target = BUILD[resource](world) if resource != PREFERENCES else None
     path = detail_path(resource, target)
     if operation == "retrieve":
         return client.get(path)
-    headers = if_match(target) if resource in EDITABLE else {}
+    headers = if_match(target) if resource in VERSIONED else {}
     if operation == "put":
         return client.put(path, full_body(resource, world), **headers)
     if operation == "patch":
@@ -196,6 +285,7 @@ def perform(client, world, resource: str, operation: str):
 
 
 CASES = [(resource, operation) for resource in RESOURCES for operation in OPERATIONS]
+CASES.append(("signoff-decisions", "decide_unheld"))  # a role somebody else holds
 MATRIX_SIZE = len(CASES) * len(CALLERS)
 
 
@@ -206,7 +296,7 @@ def test_permission_matrix(world, api, resource, operation):
     mismatches = []
     for caller in CALLERS:
         client = client_for(api, world, caller)
-        response = perform(client, world, resource, operation)
+        response = perform(client, world, resource, operation, caller)
         want = expected(resource, operation, caller)
         if response.status_code != want:
             mismatches.append(
@@ -216,8 +306,16 @@ def test_permission_matrix(world, api, resource, operation):
     assert not mismatches, "\n".join(mismatches)
 
 
+def test_every_api_resource_is_in_the_matrix():
+    """A resource added to api/urls.py without its cells here fails this test."""
+    from api.urls import router
+
+    registered = {prefix for prefix, _viewset, _basename in router.registry}
+    assert registered | {PREFERENCES} == set(RESOURCES)
+
+
 def test_matrix_size_is_what_the_readme_says():
-    assert MATRIX_SIZE == 11 * 7 * 10
+    assert MATRIX_SIZE == (14 * 7 + 1) * 10 == 990
 
 
 def test_a_viewer_who_writes_in_another_team_still_gets_403_here(world, api):
@@ -234,7 +332,7 @@ def test_a_viewer_who_writes_in_another_team_still_gets_403_here(world, api):
     assert not world.milestone.deliverables.exists()
 
 
-@pytest.mark.parametrize("resource", RESOURCES)
+@pytest.mark.parametrize("resource", [r for r in RESOURCES if r != PREFERENCES])
 def test_lists_never_include_another_teams_rows(world, api, resource):
     """Both teams have one of everything; each member sees only their own team's rows."""
     from tests.test_api_permissions import BUILD as build

@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from milestones import services
-from milestones.models import Activity, Dependency, Milestone, today
+from milestones import services, signoffs
+from milestones.models import Activity, Deliverable, Dependency, Milestone, today
 from tests import test_api_support as support
 from tests.factories import (
     grow_team,
@@ -147,22 +147,48 @@ def test_a_milestone_read_carries_its_whole_spec(world, api):
     assert body["signoffs"]["governed"] is False
 
 
-def test_the_fast_reader_and_the_serializer_agree(world, api, rf):
-    """api.readers builds milestone reads from rows; MilestoneSerializer defines the shape."""
-    from api.readers import annotate_rows, rows
-    from api.serializers import MilestoneSerializer
-    from api.views import MilestoneViewSet
-
+def varied_milestones(world):
+    """Milestones that exercise every branch of the reader: measured and ticked criteria,
+    must and should, accepted and open deliverables, a completed milestone, an empty one,
+    timestamps with and without microseconds, health reasons and a sign-off decision."""
     one_of_everything(world)
     make_criterion(world.admin, milestone=world.milestone, target=10, comparator=">=", actual=12)
+    should = make_criterion(world.admin, milestone=world.milestone, level="should")
+    services.set_criterion_checked(should, actor=world.admin, checked=True)  # with checked_at
+    make_criterion(world.admin, milestone=world.milestone, target=5, comparator="<", actual=9)
+    accepted = make_deliverable(world.milestone, world.admin, status="accepted")
+    make_criterion(world.admin, deliverable=accepted, target="2.5", comparator="=", unit="s",
+                   actual="2.5")  # fmt: skip
+    make_milestone(world.plan, world.admin, title="Nothing to check yet")
+    done = make_milestone(world.plan, world.admin, title="Done")
+    Milestone.objects.filter(pk=done.pk).update(status="completed", completed_on=today())
+    on_the_second = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.UTC)
     Milestone.objects.filter(pk=world.milestone.pk).update(
         health="at_risk",
         health_reasons=[
             {"code": "stale_update", "health": "at_risk", "message": "Old.", "link": "#"}
         ],
+        health_evaluated_at=on_the_second,
+        created_at=on_the_second,
         forecast_finish=today() + datetime.timedelta(days=31),
         owner=world.member,
     )
+    Deliverable.objects.filter(pk=accepted.pk).update(updated_at=on_the_second)
+    role = signoffs.add_role(world.milestone, actor=world.admin, name="QA", holder=world.viewer)
+    signoffs.decide(world.milestone, user=world.viewer, role=role, outcome="rejected",
+                    comment="Not yet")  # fmt: skip
+
+
+@pytest.mark.parametrize("time_zone", ["UTC", "Europe/Berlin"])
+def test_the_fast_reader_and_the_serializer_agree(world, api, rf, settings, time_zone):
+    """api.readers builds milestone reads from rows; MilestoneSerializer defines the shape,
+    with the progress counts from `Milestone.objects.with_progress()`."""
+    from api.readers import annotate_rows, rows
+    from api.serializers import MilestoneSerializer
+    from api.views import MilestoneViewSet
+
+    settings.TIME_ZONE = time_zone
+    varied_milestones(world)
     request = rf.get("/")
     request.user = world.member
     view = MilestoneViewSet(request=request, format_kwarg=None, action="list")
@@ -170,7 +196,63 @@ def test_the_fast_reader_and_the_serializer_agree(world, api, rf):
     expected = MilestoneSerializer(instances, many=True, context={"request": request}).data
     fast = rows(list(annotate_rows(view.get_queryset())))
     assert [row["id"] for row in fast] == [row["id"] for row in expected]
+    # world.milestone: 1 of 3 musts, 2 of 2 acceptance criteria, 1 of 2 deliverables.
+    assert sorted(row["progress"] for row in fast) == [0, 0, 4 * 100 // 7, 100]
     assert fast == [dict(row) for row in _plain(expected)]
+
+
+MOMENT = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?(Z|[+-]\d\d:\d\d)$"
+
+
+def test_the_list_response_shape_is_pinned(world, api):
+    """What integrations parse: the keys, their order and the value formats of one
+    milestone in `GET /api/v1/milestones/` (a change here is a change of the public API)."""
+    import re
+
+    one_of_everything(world)
+    on_the_second = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.UTC)
+    Milestone.objects.filter(pk=world.milestone.pk).update(created_at=on_the_second)
+    response = api.token(world.member).get(url("milestones/"), {"plan": world.plan.key})
+    assert list(response.json()) == ["count", "next", "previous", "results"]
+    row = next(r for r in results(response) if r["id"] == world.milestone.pk)
+    assert list(row) == [
+        "id", "team", "plan", "plan_key", "key", "title", "summary", "owner", "owning_group",
+        "priority", "status", "start_date", "target_date", "baseline_target_date",
+        "completed_on", "estimated_effort", "position", "rollback_plan", "retro_went_well",
+        "retro_went_badly", "retro_actions", "retro_learnings", "progress", "health",
+        "health_reasons", "health_evaluated_at", "forecast_start", "forecast_finish",
+        "slip_days", "slack_days", "is_critical", "open_risks", "open_blockers",
+        "deliverables", "success_criteria", "signoffs", "version", "created_at", "updated_at",
+    ]  # fmt: skip
+    [deliverable] = row["deliverables"]
+    assert list(deliverable) == [
+        "id", "milestone", "title", "description", "owner", "owner_label", "status",
+        "target_date", "position", "criteria", "version", "created_at", "updated_at",
+    ]  # fmt: skip
+    [acceptance] = deliverable["criteria"]
+    [success] = row["success_criteria"]
+    criterion_keys = [
+        "id", "kind", "plan", "milestone", "deliverable", "text", "category", "level",
+        "target", "comparator", "unit", "actual", "checked", "checked_by", "checked_at", "met",
+        "position", "version", "created_at", "updated_at",
+    ]  # fmt: skip
+    assert list(acceptance) == list(success) == criterion_keys
+    assert list(row["signoffs"]) == [
+        "governed", "approved", "required", "complete", "scope_hash", "roles"
+    ]  # fmt: skip
+    assert list(row["signoffs"]["roles"][0]) == [
+        "id", "name", "holder", "decision", "with_exceptions", "decided_at", "stale"
+    ]  # fmt: skip
+    assert (row["team"], row["plan_key"], row["key"]) == ("rocket", world.plan.key, "MLS-001")
+    assert row["created_at"] == "2026-03-01T12:00:00Z"  # no microseconds when there are none
+    for moment in (row["updated_at"], deliverable["created_at"], acceptance["updated_at"]):
+        assert re.match(MOMENT, moment), moment
+    assert row["target_date"] == str(world.milestone.target_date)
+    assert (acceptance["kind"], acceptance["checked"], acceptance["checked_by"]) == (
+        "acceptance", True, "ada",
+    )  # fmt: skip
+    assert (success["kind"], success["target"], success["deliverable"]) == ("success", None, None)
+    assert (row["progress"], row["open_risks"], row["open_blockers"]) == (33, 1, 1)
 
 
 def _plain(value):

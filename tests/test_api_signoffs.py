@@ -303,3 +303,16 @@ def test_milestone_list_with_signoffs_stays_within_its_budget(
         big = results(client.get(url("milestones/"), {"page_size": 200}))
     assert len(big) > len(small)
     assert sum(row["signoffs"]["complete"] for row in big) == 7
+
+
+def test_a_milestone_with_decisions_on_record_cannot_be_deleted(world, api, held):
+    """The decisions are append-only, so their milestone stays: 400 with the reason (found by
+    schemathesis, which also checks that the schema documents a 400 on DELETE)."""
+    decide(api.token(world.admin), held["Tech lead"])
+    path = url(f"milestones/{world.milestone.pk}/")
+    response = api.token(world.admin).delete(path, **if_match(world.milestone))
+    assert response.status_code == 400
+    assert "cancelled" in response.json()["non_field_errors"][0]
+    assert Milestone.objects.filter(pk=world.milestone.pk).exists()
+    schema = api.anonymous().get(url("schema/"), HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert "400" in schema.json()["paths"]["/api/v1/milestones/{id}/"]["delete"]["responses"]

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 def test_a_task_round_trips_through_redis_and_a_real_worker():
     queue = f"milepost-test-{uuid.uuid4().hex[:8]}"
     with redis_server() as redis_url, celery_worker(redis_url, queue) as worker:
-        client = Celery(broker=redis_url, backend=redis_url)
+        client = Celery(broker=redis_url, backend=redis_url, set_as_current=False)
         try:
             result = client.send_task("milepost.ping", queue=queue)
             answer = result.get(timeout=90)

@@ -47,6 +47,7 @@ from milestones.models import (
     subquery_count,
     today,
 )
+from notifications import delivery_log
 
 DASHBOARD_PAGE_SIZE = 50
 MOVED_LIMIT = 10
@@ -93,6 +94,9 @@ def dashboard(request, team):
         push_url(response, context["current_url"])  # the canonical, bookmarkable address
     else:
         context.update(overview(request.user, team))
+        if membership.is_admin:  # one COUNT; members and viewers cannot act on it
+            context["failed_deliveries"] = delivery_log.recently_failed_count(team)
+            context["failed_deliveries_days"] = delivery_log.FAILED_NOTICE_DAYS
         owners = [
             m.user
             for m in Membership.objects.filter(team=team)

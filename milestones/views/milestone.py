@@ -17,6 +17,7 @@ from django.db.models import Prefetch, Q
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import access_team
@@ -48,6 +49,7 @@ from milestones.views.common import (
     respond,
     save_edit,
 )
+from specs.check import check_spec
 
 TEMPLATE = "milestones/milestone.html"
 ACTIVITY_LIMIT = 25
@@ -72,6 +74,7 @@ SECTIONS = {
     "updates",
     "activity",
     "signoffs",
+    "speccheck",
 }
 
 
@@ -215,12 +218,15 @@ class MilestoneSpec:
 
 def page_context(request, milestone, membership, *, section=None, state=None, **extra):
     state = state or EditState()
+    spec = MilestoneSpec(milestone)
     context = {
         "team": milestone.team,
         "membership": membership,
         "can_write": membership.can_write,
         "milestone": milestone,
-        "spec": MilestoneSpec(milestone),
+        "spec": spec,
+        # The spec check reads the lists the page loads anyway: no query of its own.
+        "spec_check": SimpleLazyObject(lambda: check_spec(spec)),
         "editing": state,
         "section": section,
         "nav": "plans",

@@ -35,6 +35,7 @@ from milestones.views.common import (
     save_edit,
 )
 from milestones.views.milestone import MOVES
+from specs.check import annotate_spec_counts, spec_check_summary
 
 TEMPLATE = "milestones/plan.html"
 SECTIONS = {"meta", "criteria", "milestones", "stakeholders"}
@@ -45,14 +46,16 @@ ITEM_KINDS = {
 
 
 def plan_milestones(plan: Plan) -> list[Milestone]:
-    """The plan's milestones in their order, with progress counts (one query)."""
+    """The plan's milestones in their order, with progress counts and spec-check scores (one
+    query: both are subqueries of it)."""
     milestones = list(
-        plan.milestones.with_progress()
+        annotate_spec_counts(plan.milestones.with_progress())
         .select_related("owner")
         .order_by("position", F("target_date").asc(nulls_last=True), "pk")
     )
     for milestone in milestones:
         milestone.progress_value = progress_percent(milestone.status, milestone.progress_counts())
+        milestone.spec_check = spec_check_summary(milestone)
     return milestones
 
 
