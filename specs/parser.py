@@ -559,7 +559,11 @@ class Parser:
     # -- entry point
 
     def parse(self) -> ParsedDocument:
-        text = ftfy.fix_text(self.text.replace("\r\n", "\n").replace("\r", "\n"))
+        text = self.text.replace("\r\n", "\n").replace("\r", "\n")
+        # Mojibake only hides in non-ASCII lines; repairing line by line keeps line numbers.
+        text = "\n".join(
+            line if line.isascii() else ftfy.fix_text(line) for line in text.split("\n")
+        )
         text = _strip_front_matter(text)
         root = build_tree(to_lines(text))
         headings = _all_sections(root)

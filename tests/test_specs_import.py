@@ -204,8 +204,11 @@ def test_status_words_in_any_case_and_emoji():
 
 def test_owners_are_matched_by_username_email_and_name(people):
     world = people
-    doc = """# M\n\n**Owner**: MAX@example.com\n**Target Date**: 2024-01-01\n\n## Deliverables
-### 1. A\n**Owner**: Ada Lovelace\n### 2. B\n**Owner**: @vic\n### 3. C\n**Owner**: Somebody Else\n"""
+    doc = (
+        "# M\n\n**Owner**: MAX@example.com\n**Target Date**: 2024-01-01\n\n## Deliverables\n"
+        "### 1. A\n**Owner**: Ada Lovelace\n### 2. B\n**Owner**: @vic\n"
+        "### 3. C\n**Owner**: Somebody Else\n"
+    )
     result = import_document(parse(doc), team=world.team, actor=world.admin, plan=world.plan)
     m = result.milestones[0]
     assert m.owner == world.member
@@ -283,7 +286,8 @@ def test_a_plan_document_refused_half_way_saves_nothing(world):
     before = everything_in(world.team)
     doc = """# P\n\n**Type**: Plan\n\n## Milestone 1: Fine\n**Status**: Planned\n
 ### Deliverables\n#### 1. A\n**Acceptance Criteria**:\n- [ ] x\n
-## Milestone 2: Broken\n**Status**: Planned\n**Start Date**: 2024-03-01\n**Target Date**: 2024-02-01\n"""
+## Milestone 2: Broken\n**Status**: Planned
+**Start Date**: 2024-03-01\n**Target Date**: 2024-02-01\n"""
     result = import_document(parse(doc), team=world.team, actor=world.admin)
     assert not result.saved and result.errors[0].line == 13
     assert everything_in(world.team) == before

@@ -47,7 +47,7 @@ def milestones_in(world) -> int:
     return Milestone.objects.filter(team=world.team).count()
 
 
-# --- Upload, preview, import ------------------------------------------------------------------
+# --- Upload, preview, import ----------------------------------------------------------------------
 
 
 def test_upload_shows_a_preview_and_saves_nothing_until_confirmed(world, client_for):
@@ -156,7 +156,7 @@ def test_page_query_budgets_do_not_grow_with_the_document(world, client_for):
     assert len(queries) <= 6
 
 
-# --- Milestone page, spec page, downloads ----------------------------------------------------------
+# --- Milestone page, spec page, downloads ---------------------------------------------------------
 
 
 def test_the_milestone_page_shows_the_spec_check_and_the_export_button(world, client_for):
@@ -250,7 +250,7 @@ def test_the_plan_page_has_a_completeness_column_and_the_links(world, client_for
     assert "Import spec" not in viewer_html
 
 
-# --- API ----------------------------------------------------------------------------------------
+# --- API ------------------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -197,7 +197,7 @@ def test_a_plan_round_trips_with_its_milestones_criteria_and_stakeholders(world,
         assert milestone_fields(imported) == expected
 
 
-# --- export(import(doc)) keeps what doc says ---------------------------------------------------
+# --- export(import(doc)) keeps what doc says ------------------------------------------------------
 
 
 def kept(doc: MilestoneDoc, people: People) -> dict:
@@ -255,7 +255,7 @@ def test_export_of_the_import_keeps_everything_the_document_says(world, name):
     assert not exported.errors
 
 
-# --- Property: whatever Milepost exports reads back the same ----------------------------------------
+# --- Property: whatever Milepost exports reads back the same --------------------------------------
 
 LETTERS = "abcdefghijklmnopqrstuvwxyzéüßø"
 word = st.text(alphabet=LETTERS, min_size=1, max_size=8)
