@@ -171,7 +171,7 @@ def serve_and_measure(args, env: dict, workdir: Path) -> None:
     log = (workdir / "gunicorn.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
-         "--timeout", "300"],
+         "--threads", str(args.threads), "--timeout", "300"],
         env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -229,6 +229,12 @@ def main():
     parser.add_argument("--criteria", type=int, default=2, help="per deliverable")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="gunicorn threads per worker (1: the sync worker the Dockerfile runs)",
+    )
     parser.add_argument(
         "--runs", type=int, default=3, help="load runs against the same server (median reported)"
     )

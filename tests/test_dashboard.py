@@ -607,7 +607,9 @@ def test_due_soon_lists_open_milestones_due_in_the_next_14_days(world, client_fo
 
 
 def test_awaiting_my_action_lists_the_status_updates_i_owe(world, client_for):
-    stale_days = world.team.health_stale_update_days
+    # The team's cadence (7 days), not the looser health rule (10 days).
+    stale_days = world.team.status_update_cadence_days
+    assert stale_days < world.team.health_stale_update_days
     plan = world.plan
 
     def mine(title, **fields):

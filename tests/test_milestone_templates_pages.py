@@ -444,3 +444,17 @@ def test_page_queries_do_not_grow_with_templates_or_their_contents(
     preview = build_data(action="preview")
     with django_assert_max_num_queries(BUILD_PAGE_BUDGET):
         count_queries(client, "post", url("build_plan", world.team), preview)
+
+
+def test_the_milestone_and_plan_pages_link_to_templates_for_writers_only(world, client_for):
+    milestone_page = reverse("milestone", args=[world.team.slug, world.milestone.key])
+    plan_page = reverse("plan", args=[world.team.slug, world.plan.key])
+    save = url("save", world.team, world.milestone.key)
+    build = url("build_plan", world.team) + f"?plan={world.plan.key}"
+
+    member = client_for(world.member)
+    assert save in member.get(milestone_page).content.decode()
+    assert build in member.get(plan_page).content.decode()
+    viewer = client_for(world.viewer)
+    assert save not in viewer.get(milestone_page).content.decode()
+    assert build not in viewer.get(plan_page).content.decode()

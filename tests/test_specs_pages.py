@@ -263,10 +263,8 @@ def api(client):
     return as_user
 
 
-API_URLS = pytest.mark.urls("tests.test_specs_urls")
 
 
-@API_URLS
 def test_api_import_previews_then_imports(world, api, settings):
     settings.API_THROTTLE_RATE = None
     client = api(world.member)
@@ -284,7 +282,6 @@ def test_api_import_previews_then_imports(world, api, settings):
     assert upload.status_code == 201
 
 
-@API_URLS
 @pytest.mark.parametrize(
     ("content", "code"),
     [
@@ -305,7 +302,6 @@ def test_api_refuses_malformed_files_with_400(world, api, settings, content, cod
     assert milestones_in(world) == before
 
 
-@API_URLS
 def test_api_errors_name_lines_and_roles_apply(world, api, settings):
     settings.API_THROTTLE_RATE = None
     markdown = (FIXTURES / "risk_table_missing_columns.md").read_text()
@@ -321,7 +317,6 @@ def test_api_errors_name_lines_and_roles_apply(world, api, settings):
     assert outsider.status_code == 404
 
 
-@API_URLS
 def test_api_export_and_check(world, api, settings):
     settings.API_THROTTLE_RATE = None
     client = api(world.viewer)

@@ -204,10 +204,10 @@ def overview(user, team) -> dict:
         .order_by("target_date", "key")
     )
     # Status updates I owe: milestones I own that are in progress with no update for more than
-    # the team's health_stale_update_days (the `stale_update` health rule), or none at all.
+    # the team's status update cadence (when reminders go out too), or none at all.
     stale_since = timezone.make_aware(
         datetime.datetime.combine(
-            on - datetime.timedelta(days=team.health_stale_update_days), datetime.time.min
+            on - datetime.timedelta(days=team.status_update_cadence_days), datetime.time.min
         )
     )
     latest_update = (
