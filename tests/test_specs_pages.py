@@ -263,8 +263,6 @@ def api(client):
     return as_user
 
 
-
-
 def test_api_import_previews_then_imports(world, api, settings):
     settings.API_THROTTLE_RATE = None
     client = api(world.member)
