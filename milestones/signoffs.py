@@ -229,6 +229,7 @@ def states_for(milestones: list[Milestone]) -> dict[int, SignoffState]:
     for decision in (
         SignoffDecision.objects.filter(milestone_id__in=ids)
         .select_related("decided_by")
+        .defer("scope_document")  # the whole scope as JSON: only the receipt and checks read it
         .order_by("milestone_id", "sequence")
     ):
         decisions[decision.milestone_id].append(decision)
