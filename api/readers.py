@@ -37,6 +37,7 @@ from milestones.models import (
     progress_percent,
     subquery_count,
 )
+from specs import check as spec_check
 
 UTC_ZONE = zoneinfo.ZoneInfo("UTC")  # what get_current_timezone() returns for TIME_ZONE=UTC
 _DECIMAL = drf_fields.DecimalField(max_digits=16, decimal_places=4)
@@ -113,7 +114,8 @@ def annotate_rows(queryset):
         plan_key=F("plan__key"),
         owner_username=F("owner__username"),
         **as_text("health_evaluated_at", "created_at", "updated_at"),
-    ).values(*MILESTONE_FIELDS)
+        **spec_check.risk_and_blocker_counts(),
+    ).values(*MILESTONE_FIELDS, *SPEC_COUNT_FIELDS)
 
 
 def criterion(row, tz) -> dict:
@@ -215,6 +217,44 @@ def rows(milestones: list[dict]) -> list[dict]:
     ]
 
 
+SPEC_COUNT_FIELDS = tuple(spec_check.risk_and_blocker_counts())
+
+
+def _is_measured(criterion: dict) -> bool:
+    return (
+        criterion["target"] is not None
+        or bool(criterion["comparator"])
+        or bool(criterion["unit"])
+        or criterion["actual"] is not None
+    )
+
+
+def spec_check_of(row, deliverables, success, signoff_state) -> dict:
+    """The spec check summary (specs/check.py scores it) from what the reader already loaded:
+    deliverables with their criteria, success criteria, sign-off roles; risk and blocker counts
+    come from the row's annotations. No query of its own."""
+    acceptance = [c for d in deliverables for c in d["criteria"]]
+    measured = [c for c in [*success, *acceptance] if _is_measured(c)]
+    roles = [state.role for state in signoff_state.roles]
+    counts = SimpleNamespace(
+        target_date=row["target_date"],
+        owner_id=row["owner_username"],
+        owning_group=row["owning_group"],
+        rollback_plan=row["rollback_plan"],
+        sc_success=len(success),
+        sc_must=sum(1 for c in success if c["level"] == "must"),
+        sc_deliverables=len(deliverables),
+        sc_deliverables_with_criteria=sum(1 for d in deliverables if d["criteria"]),
+        sc_deliverables_owned=sum(1 for d in deliverables if d["owner"] or d["owner_label"]),
+        sc_measured=len(measured),
+        sc_measured_without_target=sum(1 for c in measured if c["target"] is None),
+        sc_roles=len(roles),
+        sc_roles_held=sum(1 for role in roles if role.holder_id),
+        **{name: row[name] for name in SPEC_COUNT_FIELDS},
+    )
+    return spec_check.spec_check_summary(counts)
+
+
 def milestone(row, deliverables, success, tz, signoff_state) -> dict:
     finish, baseline = row["forecast_finish"], row["baseline_target_date"]
     return {
@@ -256,6 +296,7 @@ def milestone(row, deliverables, success, tz, signoff_state) -> dict:
         "deliverables": deliverables,
         "success_criteria": success,
         "signoffs": signoffs.summary(signoff_state),
+        "spec_check": spec_check_of(row, deliverables, success, signoff_state),
         "version": row["version"],
         "created_at": _moment(row["created_at_text"], tz),
         "updated_at": _moment(row["updated_at_text"], tz),

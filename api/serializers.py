@@ -38,6 +38,7 @@ from milestones.models import (
 )
 from notifications.models import NotificationPreferences
 from notifications.preferences import time_zone_names
+from specs import check as spec_check
 
 User = get_user_model()
 
@@ -392,6 +393,20 @@ class SignoffSummarySerializer(serializers.Serializer):
     roles = SignoffRoleSummarySerializer(many=True)
 
 
+class SpecGapSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="The spec-check rule, e.g. deliverable_without_owner.")
+    severity = serializers.ChoiceField(choices=["error", "warning"])
+    count = serializers.IntegerField(help_text="How many places break the rule.")
+    message = serializers.CharField(help_text="How to fix it.")
+
+
+class SpecCheckSerializer(serializers.Serializer):
+    score = serializers.IntegerField(help_text="Completeness 0–100 (see the README's formula).")
+    errors = serializers.IntegerField()
+    warnings = serializers.IntegerField()
+    gaps = SpecGapSerializer(many=True)
+
+
 class MilestoneSerializer(StrictModelSerializer):
     """The whole milestone spec, in a fixed number of queries for a page of any size."""
 
@@ -417,6 +432,10 @@ class MilestoneSerializer(StrictModelSerializer):
     )
     signoffs = serializers.SerializerMethodField(
         help_text="Sign-off state: each role, its holder and current decision, stale flags."
+    )
+
+    spec_check = serializers.SerializerMethodField(
+        help_text="The spec check: completeness score and the rules it breaks (specs/check.py)."
     )
 
     class Meta:
@@ -458,6 +477,7 @@ class MilestoneSerializer(StrictModelSerializer):
             "deliverables",
             "success_criteria",
             "signoffs",
+            "spec_check",
             "version",
             "created_at",
             "updated_at",
@@ -481,6 +501,10 @@ class MilestoneSerializer(StrictModelSerializer):
     @extend_schema_field(serializers.IntegerField(min_value=0, max_value=100))
     def get_progress(self, milestone) -> int:
         return progress_percent(milestone.status, milestone.progress_counts()) or 0
+
+    @extend_schema_field(SpecCheckSerializer)
+    def get_spec_check(self, milestone) -> dict:
+        return spec_check.spec_check_summary(milestone)
 
     @extend_schema_field(SignoffSummarySerializer)
     def get_signoffs(self, milestone) -> dict:

@@ -478,7 +478,7 @@ COUNT_NAMES = (
 def annotate_spec_counts(queryset):
     """Add the counts the score needs to a Milestone queryset, as subqueries of the same query:
     a list of any length costs no extra query. `spec_check_summary` reads them."""
-    from milestones.models import Blocker, Criterion, Deliverable, Risk, SignoffRole, subquery_count
+    from milestones.models import Criterion, Deliverable, SignoffRole, subquery_count
 
     measured = Q(target__isnull=False) | ~Q(comparator="") | ~Q(unit="") | Q(actual__isnull=False)
     success = Criterion.objects.filter(milestone__isnull=False)
@@ -486,10 +486,8 @@ def annotate_spec_counts(queryset):
     with_criteria = Deliverable.objects.filter(
         Exists(Criterion.objects.filter(deliverable=OuterRef("pk")))
     )
-    open_risks = Risk.objects.exclude(status="closed")
-    open_blockers = Blocker.objects.filter(resolved_on__isnull=True)
     roles = SignoffRole.objects.filter(removed_at__isnull=True)
-    return queryset.annotate(
+    return queryset.annotate(**risk_and_blocker_counts()).annotate(
         sc_success=subquery_count(success, "milestone"),
         sc_must=subquery_count(success.filter(level="must"), "milestone"),
         sc_deliverables=subquery_count(Deliverable.objects.all(), "milestone"),
@@ -499,23 +497,34 @@ def annotate_spec_counts(queryset):
         ),
         sc_measured=_measured_count(measured_criteria),
         sc_measured_without_target=_measured_count(measured_criteria.filter(target__isnull=True)),
-        sc_risks=subquery_count(Risk.objects.all(), "milestone"),
-        sc_risks_open=subquery_count(open_risks, "milestone"),
-        sc_risks_open_mitigated=subquery_count(open_risks.exclude(mitigation=""), "milestone"),
         sc_roles=subquery_count(roles, "milestone"),
         sc_roles_held=subquery_count(roles.filter(holder__isnull=False), "milestone"),
-        sc_blockers_open=subquery_count(open_blockers, "milestone"),
-        sc_blockers_open_complete=subquery_count(
+    )
+
+
+def risk_and_blocker_counts() -> dict:
+    """The score's risk and blocker counts as annotations for a Milestone queryset (the API's
+    milestone reader counts the rest from the deliverables and criteria it already loads)."""
+    from milestones.models import Blocker, Risk, subquery_count
+
+    open_risks = Risk.objects.exclude(status="closed")
+    open_blockers = Blocker.objects.filter(resolved_on__isnull=True)
+    return {
+        "sc_risks": subquery_count(Risk.objects.all(), "milestone"),
+        "sc_risks_open": subquery_count(open_risks, "milestone"),
+        "sc_risks_open_mitigated": subquery_count(open_risks.exclude(mitigation=""), "milestone"),
+        "sc_blockers_open": subquery_count(open_blockers, "milestone"),
+        "sc_blockers_open_complete": subquery_count(
             open_blockers.filter(owner__isnull=False, target_resolution_date__isnull=False),
             "milestone",
         ),
-        sc_blockers_open_owned=subquery_count(
+        "sc_blockers_open_owned": subquery_count(
             open_blockers.filter(owner__isnull=False), "milestone"
         ),
-        sc_blockers_open_dated=subquery_count(
+        "sc_blockers_open_dated": subquery_count(
             open_blockers.filter(target_resolution_date__isnull=False), "milestone"
         ),
-    )
+    }
 
 
 def _measured_count(criteria):

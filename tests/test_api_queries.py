@@ -222,8 +222,10 @@ def test_the_list_response_shape_is_pinned(world, api):
         "retro_went_badly", "retro_actions", "retro_learnings", "progress", "health",
         "health_reasons", "health_evaluated_at", "forecast_start", "forecast_finish",
         "slip_days", "slack_days", "is_critical", "open_risks", "open_blockers",
-        "deliverables", "success_criteria", "signoffs", "version", "created_at", "updated_at",
+        "deliverables", "success_criteria", "signoffs", "spec_check", "version", "created_at",
+        "updated_at",
     ]  # fmt: skip
+    assert list(row["spec_check"]) == ["score", "errors", "warnings", "gaps"]
     [deliverable] = row["deliverables"]
     assert list(deliverable) == [
         "id", "milestone", "title", "description", "owner", "owner_label", "status",
