@@ -26,6 +26,7 @@ add up to 100, so a spec with no findings scores 100.
 | blocker details | 5 | × share of open blockers with an owner and a target date (all, if none) |
 """
 
+import functools
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -567,6 +568,15 @@ def _gaps_from_counts(counts: dict) -> list[dict]:
     return [gap(code, n) for code, n in found.items() if n > 0]
 
 
+@functools.lru_cache(maxsize=4096)
+def _summary_of_counts(counts: tuple) -> dict:
+    """Cached: a list of milestones repeats the same few count patterns, and the exact
+    fractions of the score are the costly part of a page of API reads. Callers must not
+    mutate the result."""
+    counts = dict(counts)
+    return summary(score_from_counts(counts), _gaps_from_counts(counts))
+
+
 def spec_check_summary(milestone) -> dict:
     """`{"score", "errors", "warnings", "gaps": [{"code", "severity", "count", "message"}]}`.
 
@@ -576,8 +586,7 @@ def spec_check_summary(milestone) -> dict:
     extra queries per list, exact per-rule gaps). A bare milestone costs five queries.
     """
     if hasattr(milestone, "sc_success"):
-        counts = _counts_from_annotations(milestone)
-        return summary(score_from_counts(counts), _gaps_from_counts(counts))
+        return _summary_of_counts(tuple(_counts_from_annotations(milestone).items()))
     deliverables = list(milestone.deliverables.all())
     for deliverable in deliverables:
         deliverable.criteria.all()  # prefetched, or one query each for a bare milestone
