@@ -37,7 +37,7 @@ from milestones.models import (
     progress_percent,
 )
 from notifications.models import NotificationPreferences
-from notifications.preferences import time_zone_names
+from notifications.preferences import apply_choices, time_zone_names
 from specs import check as spec_check
 
 User = get_user_model()
@@ -983,13 +983,12 @@ class NotificationPreferencesSerializer(StrictModelSerializer):
             setattr(preferences, name, value)
         preferences.full_clean()
         preferences.save()
+        shown = wanted = set()
         if muted is not None:
             visible = team_ids(self.context["request"])
             shown = set(preferences.muted_plans.filter(team_id__in=visible))
             wanted = set(muted)
-            preferences.muted_plans.remove(*(shown - wanted))
-            preferences.muted_plans.add(*(wanted - shown))
-        if time_zone is not None and time_zone != user.time_zone:
-            user.time_zone = time_zone
-            user.save(update_fields=["time_zone"])
+        apply_choices(
+            user, preferences, mute=wanted - shown, unmute=shown - wanted, time_zone=time_zone
+        )
         return preferences

@@ -7,7 +7,7 @@ from django import forms
 from django.db import transaction
 
 from notifications.models import NotificationPreferences
-from notifications.preferences import ALERT_FIELDS, time_zone_names
+from notifications.preferences import ALERT_FIELDS, apply_choices, time_zone_names
 
 HOUR_CHOICES = [(hour, f"{hour:02d}:00") for hour in range(24)]
 
@@ -67,11 +67,13 @@ class PreferencesForm(forms.ModelForm):
         preferences = super().save()
         included = set(self.cleaned_data["included_plans"])
         offered = {plan.pk for plan in self.plans}
-        preferences.muted_plans.remove(*(offered & included))
-        preferences.muted_plans.add(*(offered - included))
-        if self.user.time_zone != self.cleaned_data["time_zone"]:
-            self.user.time_zone = self.cleaned_data["time_zone"]
-            self.user.save(update_fields=["time_zone"])
+        apply_choices(
+            self.user,
+            preferences,
+            mute=offered - included,
+            unmute=offered & included,
+            time_zone=self.cleaned_data["time_zone"],
+        )
         return preferences
 
 

@@ -138,3 +138,15 @@ def unsubscribe(subscription: Subscription) -> bool:
         )
     _, created = EmailOptOut.objects.get_or_create(email=subscription.email, kind=subscription.kind)
     return created
+
+
+def apply_choices(user, preferences, *, mute=(), unmute=(), time_zone: str | None = None):
+    """After the preferences row is saved: mute and unmute plans (by id) and move the user's
+    time zone. The page and the API both save through here, so the rules stay in one place:
+    plans the caller was not offered are neither muted nor unmuted (a mute of a plan in a team
+    the user left is kept), and the time zone lives on the user."""
+    preferences.muted_plans.remove(*unmute)
+    preferences.muted_plans.add(*mute)
+    if time_zone is not None and time_zone != user.time_zone:
+        user.time_zone = time_zone
+        user.save(update_fields=["time_zone"])
