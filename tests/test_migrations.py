@@ -11,6 +11,5 @@ def test_no_model_change_is_missing_a_migration():
     out = StringIO()
     try:
         call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
-    except SystemExit as exit_:
+    except SystemExit:
         pytest.fail(f"makemigrations --check found changes without a migration:\n{out.getvalue()}")
-        raise AssertionError from exit_
