@@ -560,3 +560,15 @@ def test_reminders_take_constant_queries(world, django_assert_max_num_queries):
     # Nothing new to send: the reads only, whatever the number of milestones.
     with django_assert_max_num_queries(2):
         assert reminders_at(START + datetime.timedelta(days=8, hours=1)) == 0
+
+
+def test_an_unsubscribe_token_is_the_same_every_time_and_refuses_tampering():
+    first = unsubscribe.make_token("user:7", MessageKind.DIGEST)
+    # The body and the List-Unsubscribe header of one mail are rendered moments apart.
+    with time_machine.travel(datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC), tick=False):
+        assert unsubscribe.make_token("user:7", MessageKind.DIGEST) == first
+    assert unsubscribe.read_token(first) == ("user:7", MessageKind.DIGEST)
+    assert (
+        unsubscribe.read_token(first[:-2] + ("A" if first[-2] != "A" else "B") + first[-1]) is None
+    )
+    assert unsubscribe.read_token("not-a-token") is None
