@@ -650,11 +650,15 @@ def _level_weight(field: str) -> Case:
     )
 
 
+UNRESOLVED_RISK = Q(status__in=[RiskStatus.OPEN, RiskStatus.MITIGATING])
+UNRESOLVED_BLOCKER = Q(resolved_on__isnull=True)
+
+
 class RiskQuerySet(TeamScopedQuerySet):
     team_path = "milestone__team"
 
     def unresolved(self):
-        return self.filter(status__in=[RiskStatus.OPEN, RiskStatus.MITIGATING])
+        return self.filter(UNRESOLVED_RISK)
 
 
 class Risk(models.Model):
@@ -711,7 +715,7 @@ class BlockerQuerySet(TeamScopedQuerySet):
     team_path = "milestone__team"
 
     def unresolved(self):
-        return self.filter(resolved_on__isnull=True)
+        return self.filter(UNRESOLVED_BLOCKER)
 
     def past_target(self, on: datetime.date | None = None):
         return self.unresolved().filter(target_resolution_date__lt=on or today())

@@ -503,28 +503,43 @@ def annotate_spec_counts(queryset):
     )
 
 
+def risk_count_filters() -> dict[str, Q]:
+    """The score's risk counts, each as the filter of the risks it counts."""
+    open_risk = ~Q(status="closed")
+    return {
+        "sc_risks": Q(),
+        "sc_risks_open": open_risk,
+        "sc_risks_open_mitigated": open_risk & ~Q(mitigation=""),
+    }
+
+
+def blocker_count_filters() -> dict[str, Q]:
+    """The score's blocker counts, each as the filter of the blockers it counts."""
+    open_blocker = Q(resolved_on__isnull=True)
+    owned, dated = Q(owner__isnull=False), Q(target_resolution_date__isnull=False)
+    return {
+        "sc_blockers_open": open_blocker,
+        "sc_blockers_open_complete": open_blocker & owned & dated,
+        "sc_blockers_open_owned": open_blocker & owned,
+        "sc_blockers_open_dated": open_blocker & dated,
+    }
+
+
 def risk_and_blocker_counts() -> dict:
-    """The score's risk and blocker counts as annotations for a Milestone queryset (the API's
-    milestone reader counts the rest from the deliverables and criteria it already loads)."""
+    """The score's risk and blocker counts as subquery annotations for a Milestone queryset.
+    (The API's milestone reader counts them with one grouped query per model instead, from the
+    same filters, and the rest from the deliverables and criteria it already loads.)"""
     from milestones.models import Blocker, Risk, subquery_count
 
-    open_risks = Risk.objects.exclude(status="closed")
-    open_blockers = Blocker.objects.filter(resolved_on__isnull=True)
     return {
-        "sc_risks": subquery_count(Risk.objects.all(), "milestone"),
-        "sc_risks_open": subquery_count(open_risks, "milestone"),
-        "sc_risks_open_mitigated": subquery_count(open_risks.exclude(mitigation=""), "milestone"),
-        "sc_blockers_open": subquery_count(open_blockers, "milestone"),
-        "sc_blockers_open_complete": subquery_count(
-            open_blockers.filter(owner__isnull=False, target_resolution_date__isnull=False),
-            "milestone",
-        ),
-        "sc_blockers_open_owned": subquery_count(
-            open_blockers.filter(owner__isnull=False), "milestone"
-        ),
-        "sc_blockers_open_dated": subquery_count(
-            open_blockers.filter(target_resolution_date__isnull=False), "milestone"
-        ),
+        **{
+            name: subquery_count(Risk.objects.filter(condition), "milestone")
+            for name, condition in risk_count_filters().items()
+        },
+        **{
+            name: subquery_count(Blocker.objects.filter(condition), "milestone")
+            for name, condition in blocker_count_filters().items()
+        },
     }
 
 
