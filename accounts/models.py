@@ -1,4 +1,5 @@
 import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
@@ -11,6 +12,15 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+
+
+def zone_of(name: str) -> ZoneInfo:
+    """The time zone called `name` (a user's `time_zone`), or the site's when the name is
+    empty or unknown."""
+    try:
+        return ZoneInfo(name or settings.TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(settings.TIME_ZONE)
 
 
 class MilepostUserManager(UserManager):

@@ -12,31 +12,27 @@ The rendering helpers at the top (`render_email`, `Rendered`, links) are shared 
 weekly digest (notifications/digest.py).
 """
 
-import datetime
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Lower
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership
+from accounts.models import Membership, zone_of
 from milestones.models import (
     Health,
     HealthTransition,
     Milestone,
-    MilestoneStatus,
     PlanStatus,
     SignoffDecision,
     SignoffRequest,
     SignoffRequestReason,
     Stakeholder,
-    StatusUpdate,
 )
+from milestones.updates_owed import OverdueUpdate, overdue_updates
 from notifications import outbox, unsubscribe
 from notifications.models import (
     EmailOptOut,
@@ -80,14 +76,6 @@ def milestone_url(milestone: Milestone, fragment: str = "") -> str:
 
 def plan_url(plan) -> str:
     return site_url("plan", team=plan.team.slug, key=plan.key)
-
-
-def zone_of(name: str) -> ZoneInfo:
-    """The time zone called `name`, or the site's when the name is empty or unknown."""
-    try:
-        return ZoneInfo(name or settings.TIME_ZONE)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(settings.TIME_ZONE)
 
 
 def _tidy_text(text: str) -> str:
@@ -437,55 +425,6 @@ def queue_completion_notices(milestone: Milestone) -> int:
 
 
 # --- Status update reminders ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OverdueUpdate:
-    """An in-progress milestone whose owner owes a status update."""
-
-    milestone: Milestone
-    last_update_id: int | None
-    since: datetime.datetime  # the latest update, or the start when there is none
-    periods: int  # whole cadences elapsed since then (1 or more)
-
-    @property
-    def days(self) -> int:
-        return self.periods * self.milestone.team.status_update_cadence_days
-
-
-def overdue_updates(milestones, now: datetime.datetime) -> list[OverdueUpdate]:
-    """The in-progress milestones of `milestones` (a queryset) whose latest status update, or
-    start when they have none, is at least the team's `status_update_cadence_days` old.
-
-    One query whatever the number of milestones, teams or updates. This is the rule behind
-    the reminders and the digest's "needs your action".
-    """
-    latest = StatusUpdate.objects.filter(milestone=OuterRef("pk")).order_by("-created_at", "-pk")
-    rows = (
-        milestones.filter(status=MilestoneStatus.IN_PROGRESS)
-        .select_related("team", "plan__team", "owner")
-        .annotate(
-            last_update_id=Subquery(latest.values("pk")[:1]),
-            last_update_at=Subquery(latest.values("created_at")[:1]),
-        )
-        .order_by("target_date", "key")
-    )
-    overdue = []
-    for milestone in rows:
-        since = milestone.last_update_at or _start_of(milestone)
-        cadence = datetime.timedelta(days=milestone.team.status_update_cadence_days)
-        periods = (now - since) // cadence
-        if periods >= 1:
-            overdue.append(OverdueUpdate(milestone, milestone.last_update_id, since, periods))
-    return overdue
-
-
-def _start_of(milestone: Milestone) -> datetime.datetime:
-    """When work began: the start date's midnight in the owner's time zone, else creation."""
-    if milestone.start_date is None:
-        return milestone.created_at
-    zone = zone_of(milestone.owner.time_zone if milestone.owner else "")
-    return datetime.datetime.combine(milestone.start_date, datetime.time.min, tzinfo=zone)
 
 
 def queue_update_reminders(now=None) -> int:

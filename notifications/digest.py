@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Membership, User
+from accounts.models import Membership, User, zone_of
 from milestones import signoffs
 from milestones.models import (
     Blocker,
@@ -44,16 +44,15 @@ from milestones.models import (
     Risk,
     Stakeholder,
 )
+from milestones.updates_owed import overdue_updates
 from notifications import outbox
 from notifications.alerts import (
     Recipient,
     Rendered,
     milestone_url,
-    overdue_updates,
     plan_url,
     render_email,
     site_url,
-    zone_of,
 )
 from notifications.models import (
     EmailOptOut,
@@ -267,15 +266,19 @@ def _updates_owed(user, plans, now) -> list[Line]:
     lines = []
     for item in overdue_updates(_in_plans(mine, plans, "plan"), now):
         m = item.milestone
-        since = "no status update yet" if not item.last_update_id else "last status update"
+        days = (now - item.since).days
+        since = (
+            f"last status update {days} days ago"
+            if item.last_update_id
+            else f"started {days} days ago with no status update yet"
+        )
         lines.append(
             Line(
                 label=f"{m.key} {m.title}",
                 url=milestone_url(m, "#updates"),
                 plan=_plan_label(m.plan),
                 detail=(
-                    f"{since} {(now - item.since).days} days ago; the team asks for one "
-                    f"every {m.team.status_update_cadence_days} days"
+                    f"{since}; the team asks for one every {m.team.status_update_cadence_days} days"
                 ),
             )
         )

@@ -13,7 +13,7 @@ from functools import cache
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import User, zone_of
 from notifications.models import (
     EmailOptOut,
     Message,
@@ -55,7 +55,6 @@ def next_digest(user, preferences: NotificationPreferences, now=None) -> NextDig
     """None when the digest is off. Follows notifications/digest.py's schedule: a week's
     digest is due from its weekday and hour until the week ends, once."""
     from notifications import digest  # digest imports this module (PREFERENCE_FIELD_FOR_KIND)
-    from notifications.alerts import zone_of
 
     if not preferences.digest_enabled:
         return None

@@ -607,7 +607,8 @@ def test_due_soon_lists_open_milestones_due_in_the_next_14_days(world, client_fo
 
 
 def test_awaiting_my_action_lists_the_status_updates_i_owe(world, client_for):
-    # The team's cadence (7 days), not the looser health rule (10 days).
+    # The team's cadence (7 days), not the looser health rule (10 days), counted like the
+    # reminders count it (milestones.updates_owed): from the latest update, or the start.
     stale_days = world.team.status_update_cadence_days
     assert stale_days < world.team.health_stale_update_days
     plan = world.plan
@@ -615,28 +616,31 @@ def test_awaiting_my_action_lists_the_status_updates_i_owe(world, client_for):
     def mine(title, **fields):
         return make_milestone(plan, world.admin, title=title, owner=world.member, **fields)
 
-    never = mine("Never updated", status="in_progress")
-    stale = mine("Stale update", status="in_progress")
-    fresh = mine("Fresh enough", status="in_progress")
-    mine("Not started", status="planned")
+    start = today() - datetime.timedelta(days=stale_days + 2)
+    never = mine("Never updated", status="in_progress", start_date=start)
+    mine("Just started", status="in_progress", start_date=today())
+    stale = mine("Stale update", status="in_progress", start_date=start)
+    fresh = mine("Fresh enough", status="in_progress", start_date=start)
+    mine("Not started", status="planned", start_date=start)
     theirs = make_milestone(
         plan, world.admin, title="Someone else's", owner=world.admin, status="in_progress"
     )
-    midnight = timezone.make_aware(datetime.datetime.combine(today(), datetime.time.min))
-    for milestone, age in ((stale, stale_days + 1), (fresh, stale_days), (theirs, 0)):
+    now = timezone.now()
+    for milestone, age in ((stale, stale_days + 1), (fresh, stale_days - 1), (theirs, 0)):
         update = make_status_update(milestone, world.member)
         StatusUpdate.objects.filter(pk=update.pk).update(
-            created_at=midnight - datetime.timedelta(days=age) + datetime.timedelta(hours=1)
+            created_at=now - datetime.timedelta(days=age)
         )
 
     page = client_for(world.member).get(dashboard_url(world.team)).content.decode()
     awaiting = section(page, "mine-heading")
+    # Longest overdue first.
     assert re.findall(r'/m/([^/]+)/#updates"><span class="key">', awaiting) == [
         never.key,
         stale.key,
     ]
     assert "no status update yet" in awaiting
-    assert "last update" in awaiting
+    assert "last update 1\xa0week, 1\xa0day ago" in awaiting
     admin_page = client_for(world.admin).get(dashboard_url(world.team)).content.decode()
     assert "Nothing awaits you" in section(admin_page, "mine-heading")
 

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, F, OuterRef, Q, Subquery, Window
+from django.db.models import Count, F, Q, Window
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -43,10 +43,10 @@ from milestones.models import (
     Plan,
     PlanStatus,
     Priority,
-    StatusUpdate,
     subquery_count,
     today,
 )
+from milestones.updates_owed import overdue_updates
 from notifications import delivery_log
 
 DASHBOARD_PAGE_SIZE = 50
@@ -203,25 +203,12 @@ def overview(user, team) -> dict:
         .select_related("owner")
         .order_by("target_date", "key")
     )
-    # Status updates I owe: milestones I own that are in progress with no update for more than
-    # the team's status update cadence (when reminders go out too), or none at all.
-    stale_since = timezone.make_aware(
-        datetime.datetime.combine(
-            on - datetime.timedelta(days=team.status_update_cadence_days), datetime.time.min
-        )
+    # Status updates I owe: the rule the reminders and the digest follow too.
+    updates_owed = overdue_updates(
+        Milestone.objects.in_team(team).filter(owner=user), timezone.now()
     )
-    latest_update = (
-        StatusUpdate.objects.filter(milestone=OuterRef("pk"))
-        .order_by("-created_at")
-        .values("created_at")[:1]
-    )
-    updates_owed, updates_owed_total = first_rows(
-        Milestone.objects.in_team(team)
-        .filter(owner=user, status=MilestoneStatus.IN_PROGRESS)
-        .annotate(last_update=Subquery(latest_update))
-        .filter(Q(last_update__isnull=True) | Q(last_update__lt=stale_since))
-        .order_by(F("last_update").asc(nulls_first=True), "key")
-    )
+    updates_owed_total = len(updates_owed)
+    updates_owed = updates_owed[:SHORT_LIST_LIMIT]
     signoffs_owed, signoffs_owed_total = first_rows(
         signoffs.awaiting_roles(user)
         .filter(milestone__team=team)
