@@ -5,7 +5,9 @@ Every operation lists the errors it can answer with, each with its body:
 filter it does not understand); 403 on writes; 404 on anything with an id (and on a list page
 past the end); 409 where the database refuses (a plan that still has milestones, two writers
 at once); 412 and 428 on the writes of editable objects, 412 carrying the current
-representation.
+representation. Views that are not viewsets of team objects list their own `error_codes` (per
+action, or per method for a plain APIView: the spec endpoints add 406, 413 and 415). Error
+bodies are always JSON.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -31,8 +33,11 @@ DESCRIPTIONS = {
     "401": "Not authenticated, or the API token is unknown, expired or revoked.",
     "403": "Authenticated, but your role in this team may not do this (viewers only read).",
     "404": "No such object in your teams (or a page past the end of the list).",
+    "406": "The Accept header takes none of the media types this operation answers with.",
     "409": "Refused by the database: still in use, or changed by someone else at once.",
     "412": "If-Match does not match: someone changed it. The body is the current object.",
+    "413": "The request body is larger than the operation accepts.",
+    "415": "The request's Content-Type is not one this operation reads.",
     "428": "If-Match is required: send the ETag you last read.",
     "429": "Too many requests (per token), or too many bad tokens from this address.",
 }
@@ -56,7 +61,8 @@ LOCATION = OpenApiParameter(
 class MilepostAutoSchema(AutoSchema):
     @property
     def _action(self) -> str:
-        return getattr(self.view, "action", None) or ""
+        """The viewset action; for a plain APIView, the method ("get", "post")."""
+        return getattr(self.view, "action", None) or self.method.lower()
 
     def _sends_etag(self) -> bool:
         if not getattr(self.view, "sends_etag", True):
@@ -95,7 +101,7 @@ class MilepostAutoSchema(AutoSchema):
 
     def _error_codes(self) -> list[str]:
         action = self._action
-        own = getattr(self.view, "error_codes", None)  # a view that is not about team objects
+        own = getattr(self.view, "error_codes", None)  # a view that says its own
         if own is not None:
             return own.get(action, ["401", "429"])
         codes = ["401", "429"]
@@ -126,7 +132,8 @@ class MilepostAutoSchema(AutoSchema):
                 body = FIELD_ERRORS
             else:
                 body = DETAIL
-            response = self._get_response_for_code(body, code, direction=direction)
+            # Errors are JSON even where the operation also answers in another media type.
+            response = self._get_response_for_code(body, code, ["application/json"], direction)
             if code == "412":
                 response["headers"] = {
                     "ETag": {"schema": {"type": "string"}, "description": "Current version."}

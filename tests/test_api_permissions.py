@@ -9,6 +9,10 @@ Sign-off roles are changed by team admins only (signoffs.add_role, set_holder, d
 a sign-off decision is recorded for the role's holder only, whatever their team role
 (signoffs.decide), and never changed or deleted. `me/notification-preferences/` is the
 caller's own, so every signed-in caller reads and writes it.
+
+The spec endpoints (specs/api.py) are one URL each, tried with every method: importing is a
+write (members and admins of the team), exporting and checking a milestone or plan are reads
+(viewers too), and checking a posted file reads no team at all (anyone signed in).
 """
 
 import datetime
@@ -284,8 +288,49 @@ def perform(client, world, resource: str, operation: str, caller: str):
     raise AssertionError(operation)
 
 
+# --- The spec endpoints: one URL each, every method -----------------------------------------
+
+# Path (`{id}` for the object's) → the one method it answers.
+SPEC_ENDPOINTS = {
+    "specs/import": "post",
+    "specs/check": "post",
+    "specs/milestones/{id}/export": "get",
+    "specs/milestones/{id}/check": "get",
+    "specs/plans/{id}/export": "get",
+}
+METHODS = ["get", "post", "put", "patch", "delete"]
+SPEC = "# Imported by the matrix\n"
+
+
+def expected_spec(endpoint: str, method: str, caller: str) -> int:
+    role = role_of(caller)
+    if role in ("anonymous", "bad"):
+        return 401
+    if endpoint == "specs/check":  # reads only the posted file
+        return 200 if method == "post" else 405
+    if method != "get" and role == "viewer":
+        return 403  # nobody who writes nowhere gets past the permission check
+    if method != SPEC_ENDPOINTS[endpoint]:
+        return 405
+    if role == "outsider":
+        return 404  # the team (import) or the object is not theirs
+    return 201 if endpoint == "specs/import" else 200
+
+
+def perform_spec(client, world, endpoint: str, method: str):
+    target = world.plan if endpoint.startswith("specs/plans/") else world.milestone
+    path = url(endpoint.replace("{id}", str(target.pk)) + "/")
+    body = {"markdown": SPEC}
+    if endpoint == "specs/import":
+        body.update(team=world.team.slug, plan=world.plan.key)
+    if method in ("get", "delete"):
+        return getattr(client, method)(path)
+    return getattr(client, method)(path, body)
+
+
 CASES = [(resource, operation) for resource in RESOURCES for operation in OPERATIONS]
 CASES.append(("signoff-decisions", "decide_unheld"))  # a role somebody else holds
+CASES += [(endpoint, method) for endpoint in SPEC_ENDPOINTS for method in METHODS]
 MATRIX_SIZE = len(CASES) * len(CALLERS)
 
 
@@ -294,10 +339,15 @@ def test_permission_matrix(world, api, resource, operation):
     # A second milestone in the plan, so that moving one up always has somewhere to go.
     make_milestone(world.plan, world.admin, title="Second")
     mismatches = []
+    spec = resource in SPEC_ENDPOINTS
     for caller in CALLERS:
         client = client_for(api, world, caller)
-        response = perform(client, world, resource, operation, caller)
-        want = expected(resource, operation, caller)
+        if spec:
+            response = perform_spec(client, world, resource, operation)
+            want = expected_spec(resource, operation, caller)
+        else:
+            response = perform(client, world, resource, operation, caller)
+            want = expected(resource, operation, caller)
         if response.status_code != want:
             mismatches.append(
                 f"{caller}: {operation} {resource} → {response.status_code}, expected {want}: "
@@ -314,8 +364,20 @@ def test_every_api_resource_is_in_the_matrix():
     assert registered | {PREFERENCES} == set(RESOURCES)
 
 
+def test_every_spec_endpoint_is_in_the_matrix():
+    """An API URL added to specs/urls.py without its cells here fails this test."""
+    from specs.urls import urlpatterns
+
+    routes = {
+        str(pattern.pattern).removeprefix("api/v1/").rstrip("/").replace("<int:pk>", "{id}")
+        for pattern in urlpatterns
+        if str(pattern.pattern).startswith("api/v1/")
+    }
+    assert routes == set(SPEC_ENDPOINTS)
+
+
 def test_matrix_size_is_what_the_readme_says():
-    assert MATRIX_SIZE == (14 * 7 + 1) * 10 == 990
+    assert MATRIX_SIZE == ((14 * 7 + 1) + 5 * 5) * 10 == 1240
 
 
 def test_a_viewer_who_writes_in_another_team_still_gets_403_here(world, api):
@@ -330,6 +392,9 @@ def test_a_viewer_who_writes_in_another_team_still_gets_403_here(world, api):
     )
     assert response.status_code == 403
     assert not world.milestone.deliverables.exists()
+    body = {"team": world.team.slug, "plan": world.plan.key, "markdown": SPEC}
+    assert client.post(url("specs/import/"), body).status_code == 403
+    assert world.team.milestones.count() == 1
 
 
 @pytest.mark.parametrize("resource", [r for r in RESOURCES if r != PREFERENCES])

@@ -1,6 +1,7 @@
 """The OpenAPI schema is valid, the docs are served without a CDN, and schemathesis finds no
 server error (nor fails any other check but positive_data_acceptance) against a live server."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
 
 from milestones import services, signoffs
 from milestones.models import Activity
@@ -51,7 +53,9 @@ def test_every_operation_documents_its_errors(api):
         for method, operation in operations.items():
             codes = set(operation["responses"])
             assert {"401", "429"} <= codes, (method, path)
-            if method in ("post", "put", "patch"):
+            if path == "/api/v1/specs/check/":  # reads only the posted file: no team, no 404
+                assert {"400", "403", "413", "415"} <= codes and "404" not in codes
+            elif method in ("post", "put", "patch"):
                 assert {"400", "403", "404"} <= codes, (method, path)
             if method in ("put", "patch") or (method == "delete"):
                 assert {"412"} <= codes, (method, path)
@@ -62,6 +66,89 @@ def test_every_operation_documents_its_errors(api):
     assert if_match and if_match[0]["required"] is True
     assert "428" in patch["responses"]
     assert "ETag" in patch["responses"]["200"]["headers"]
+
+
+GUIDE = (Path(__file__).parent / "fixtures" / "specs" / "guide_example.md").read_text()
+
+
+@contextlib.contextmanager
+def connection_kept_open():
+    """As Django's test client does: a WSGI request would otherwise close the database
+    connection when it finishes, and the test's transaction with it."""
+    signals = (request_started, request_finished)
+    for signal in signals:
+        signal.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        for signal in signals:
+            signal.connect(close_old_connections)
+
+
+def test_spec_answers_conform_to_the_schema(world, api):
+    """Each answer of the spec endpoints, made for real (schemathesis seldom guesses a team
+    slug, so it rarely gets past the import's 404), passes schemathesis's response checks:
+    status code, content type (markdown for the exports, JSON for errors), headers, body.
+    The calls go to Django's WSGI application in this thread (no live server)."""
+    import schemathesis
+    from django.core.wsgi import get_wsgi_application
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi import checks
+
+    from api.models import ApiToken
+
+    raw = api.anonymous().get(url("schema/"), HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    schema = schemathesis.openapi.from_dict(json.loads(raw.content))
+    schema.app = get_wsgi_application()  # in this thread, so it sees the test's data
+    _, secret = ApiToken.objects.create_token(world.member, "conformance")
+    into_plan = {"team": world.team.slug, "plan": world.plan.key}
+    guide = {"markdown": GUIDE}
+    with_file = {"file": GUIDE.encode()}
+    milestone, plan = {"id": world.milestone.pk}, {"id": world.plan.pk}
+    json_, multipart = "application/json", "multipart/form-data"
+    form = "application/x-www-form-urlencoded"
+    answers = [
+        ("POST specs/import", {}, json_, {**into_plan, **guide, "dry_run": True}, 200),
+        ("POST specs/import", {}, json_, {**into_plan, **guide}, 201),
+        ("POST specs/import", {}, multipart, {**into_plan, **with_file}, 201),
+        ("POST specs/import", {}, multipart, {**into_plan, "file": b""}, 400),  # the document
+        ("POST specs/import", {}, json_, {**into_plan, "markdown": "\x00\x01"}, 400),
+        ("POST specs/import", {}, json_, {**guide, "team": "x!", "plan": 3}, 400),  # fields
+        ("POST specs/import", {}, json_, {**guide, "team": world.other_team.slug}, 404),
+        ("POST specs/import", {}, "text/plain", "# A spec", 415),
+        ("POST specs/check", {}, json_, guide, 200),
+        ("POST specs/check", {}, multipart, with_file, 200),
+        ("POST specs/check", {}, form, guide, 200),
+        ("POST specs/check", {}, json_, {"markdown": "", "shape": "x"}, 400),
+        ("POST specs/check", {}, multipart, {"markdown": "#" * (3 * 1024 * 1024)}, 413),
+        ("GET specs/milestones/{id}/check", milestone, None, None, 200),
+        ("GET specs/milestones/{id}/export", milestone, None, None, 200),
+        ("GET specs/plans/{id}/export", plan, None, None, 200),
+        ("GET specs/plans/{id}/export", {"id": 10**9}, None, None, 404),
+        ("GET specs/plans/{id}/export", plan, None, None, 406, "application/json"),
+    ]  # fmt: skip
+    for label, path_parameters, media_type, body, status, *accept in answers:
+        method, path = label.split()
+        operation = schema.find_operation_by_label(f"{method} {url(path)}/")
+        kwargs = {"body": body, "media_type": media_type} if method == "POST" else {}
+        case = operation.Case(path_parameters=path_parameters, **kwargs)
+        headers = {"Authorization": f"Bearer {secret}"}
+        if accept:
+            headers["Accept"] = accept[0]
+        with connection_kept_open():
+            response = case.call(headers=headers)
+        assert response.status_code == status, (label, body, response.text[:300])
+        case.validate_response(
+            response,
+            checks=[
+                not_a_server_error,
+                checks.status_code_conformance,
+                checks.content_type_conformance,
+                checks.response_headers_conformance,
+                checks.response_schema_conformance,
+            ],
+        )
+    assert world.team.milestones.count() == 1 + 2  # the world's own and the two imports
 
 
 def test_docs_are_served_from_this_server_not_a_cdn(api):
@@ -114,13 +201,26 @@ def existing_objects(world) -> dict[str, object]:
     }
 
 
+# The spec endpoints' reads of one object, and which object kind their id is.
+SPEC_READS = {
+    "specs/milestones/{id}/export": "milestones",
+    "specs/milestones/{id}/check": "milestones",
+    "specs/plans/{id}/export": "plans",
+}
+
+
 def schemathesis_config(objects: dict) -> str:
     """schemathesis.toml: the GET of each detail path uses an object that exists."""
+    paths = {
+        f"{resource}/{{{'slug' if resource == 'teams' else 'id'}}}": key
+        for resource, key in objects.items()
+    }
+    paths.update({path: objects[kind] for path, kind in SPEC_READS.items()})
     sections = []
-    for resource, key in objects.items():
-        name = "slug" if resource == "teams" else "id"
+    for path, key in paths.items():
+        name = "slug" if path.startswith("teams/") else "id"
         sections.append(
-            f'[[operations]]\ninclude-name = "GET /api/v1/{resource}/{{{name}}}/"\n'
+            f'[[operations]]\ninclude-name = "GET /api/v1/{path}/"\n'
             f"parameters = {{ {name} = {json.dumps(key)} }}\n"
         )
     return "\n".join(sections)
@@ -167,6 +267,5 @@ def test_schemathesis_finds_no_server_error(world, api, live_server, settings, t
     assert summary["test_cases"]["with_failures"] == 0
     assert not summary["errors"]
     unreachable = set(summary["warnings"]["missing_test_data"])
-    assert not {f"GET /api/v1/{resource}/{{id}}/" for resource in ("milestones", "plans")} & (
-        unreachable
-    )
+    reachable = ["milestones/{id}", "plans/{id}", *SPEC_READS]
+    assert not {f"GET /api/v1/{path}/" for path in reachable} & unreachable
