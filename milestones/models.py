@@ -18,6 +18,8 @@ from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from milestones.constraints import PythonCheckConstraints
+
 KEY_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,7}-\d{1,6}$")
 KEY_HELP = "Upper-case prefix, a dash and a number, e.g. MLS-001."
 
@@ -166,7 +168,7 @@ class PlanQuerySet(TeamScopedQuerySet):
         return self.exclude(status=PlanStatus.ARCHIVED)
 
 
-class Plan(models.Model):
+class Plan(PythonCheckConstraints, models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="plans")
     key = models.CharField(max_length=16, validators=[validate_key], help_text=KEY_HELP)
     title = models.CharField(max_length=200)
@@ -228,7 +230,7 @@ class StakeholderFrequency(models.TextChoices):
     AT_MILESTONES = "at_milestones", "At milestone completion"
 
 
-class Stakeholder(models.Model):
+class Stakeholder(PythonCheckConstraints, models.Model):
     """A row of a plan's communication table: who is told what, how, and how often."""
 
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="stakeholders")
@@ -303,7 +305,7 @@ class MilestoneQuerySet(TeamScopedQuerySet):
         )
 
 
-class Milestone(models.Model):
+class Milestone(PythonCheckConstraints, models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="milestones")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="milestones")
     key = models.CharField(max_length=16, validators=[validate_key], help_text=KEY_HELP)
@@ -457,7 +459,7 @@ def progress_percent(status: str, counts: dict) -> int | None:
 # --- Deliverables and criteria --------------------------------------------------------------
 
 
-class Deliverable(models.Model):
+class Deliverable(PythonCheckConstraints, models.Model):
     milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="deliverables")
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -518,7 +520,7 @@ CRITERION_MET = Case(
 )
 
 
-class Criterion(models.Model):
+class Criterion(PythonCheckConstraints, models.Model):
     """A checkable statement.
 
     On a milestone it is a success criterion (with a category and a must/should level), on a
@@ -661,7 +663,7 @@ class RiskQuerySet(TeamScopedQuerySet):
         return self.filter(UNRESOLVED_RISK)
 
 
-class Risk(models.Model):
+class Risk(PythonCheckConstraints, models.Model):
     milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="risks")
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -721,7 +723,7 @@ class BlockerQuerySet(TeamScopedQuerySet):
         return self.unresolved().filter(target_resolution_date__lt=on or today())
 
 
-class Blocker(models.Model):
+class Blocker(PythonCheckConstraints, models.Model):
     milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="blockers")
     title = models.CharField("what blocks", max_length=200)
     impact = models.TextField(blank=True)
@@ -778,7 +780,7 @@ class DependencyQuerySet(TeamScopedQuerySet):
     pass
 
 
-class Dependency(models.Model):
+class Dependency(PythonCheckConstraints, models.Model):
     """`predecessor` must finish before `successor` starts, `lag_days` later at the earliest."""
 
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
@@ -864,7 +866,7 @@ class Dependency(models.Model):
         return None
 
 
-class StatusUpdate(models.Model):
+class StatusUpdate(PythonCheckConstraints, models.Model):
     milestone = models.ForeignKey(
         Milestone, on_delete=models.CASCADE, related_name="status_updates"
     )
@@ -1083,7 +1085,7 @@ class SignoffRole(models.Model):
         return self.milestone.team_id
 
 
-class SignoffDecision(models.Model):
+class SignoffDecision(PythonCheckConstraints, models.Model):
     """One decision by a role's holder: append-only, bound to the scope it was made on.
 
     Never updated or deleted: the admin and API offer no way to, and on PostgreSQL a trigger
