@@ -4,12 +4,19 @@
   becomes 400 with `{field: [messages]}`; errors not tied to a field go under
   `non_field_errors`, as in DRF;
 - deleting something other rows still need (a plan with milestones) is 409;
-- a unique or check constraint that only the database caught (two writers at once) is 409.
+- a unique or check constraint that only the database caught (two writers at once) is 409;
+- a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413, a form with too many fields or files 400
+  (Django refuses those before DRF parses anything; uncaught, they were its HTML 400 page).
 Everything else is DRF's own handling (`{"detail": "…"}`).
 """
 
 import logging
 
+from django.core.exceptions import (
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
@@ -30,8 +37,19 @@ def as_drf_errors(error: DjangoValidationError) -> dict | list:
     return {api_settings.NON_FIELD_ERRORS_KEY: error.messages}
 
 
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
 def exception_handler(exc, context):
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, RequestDataTooBig):
+        view = context.get("view")
+        exc = RequestTooLarge(getattr(view, "too_large_detail", None))
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        exc = exceptions.ParseError(str(exc))
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_drf_errors(exc))
     elif isinstance(exc, ProtectedError | RestrictedError):
         objects = getattr(exc, "protected_objects", None) or exc.restricted_objects

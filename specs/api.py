@@ -9,12 +9,11 @@ the exports' own answer is `text/markdown`.
 
 from collections.abc import Mapping
 
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import APIException, NotFound, ParseError
+from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer
@@ -40,12 +39,6 @@ SHAPES = [MILESTONE_SHAPE, PLAN_SHAPE]
 SEVERITIES = [ERROR, WARNING]
 
 
-class RequestTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = f"The request is too large: spec documents may be at most {MAX_MB} MB."
-    default_code = "too_large"
-
-
 class MarkdownRenderer(BaseRenderer):
     """An export's markdown, as the view hands it over."""
 
@@ -63,14 +56,7 @@ class SpecAPIView(APIView):
     throttle_classes = [TokenRateThrottle]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    def handle_exception(self, exc):
-        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE, or a form with too many
-        # fields, before DRF parses it; uncaught, that is Django's HTML 400 page.
-        if isinstance(exc, RequestDataTooBig):
-            exc = RequestTooLarge()
-        elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
-            exc = ParseError(str(exc))
-        return super().handle_exception(exc)
+    too_large_detail = f"The request is too large: spec documents may be at most {MAX_MB} MB."
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

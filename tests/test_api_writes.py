@@ -487,3 +487,17 @@ def test_it_never_writes_without_the_services(world, member, monkeypatch):
 def test_odd_moments_in_filters_are_answered_not_crashed(world, member, moment, status):
     assert member.get(url("status-updates/"), {"since": moment}).status_code == status
     assert member.get(url("activity/"), {"before": moment}).status_code == status
+
+
+def test_a_body_over_the_upload_limit_is_a_json_413_and_saves_nothing(world, member, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    before = Plan.objects.count()
+    response = member.post(
+        url("plans/"),
+        {"team": world.team.slug, "title": "Huge", "description": "x" * 20_000},
+        format="json",
+    )
+    assert response.status_code == 413
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"detail": "The request body is too large."}
+    assert Plan.objects.count() == before
