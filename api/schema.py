@@ -6,7 +6,8 @@ filter it does not understand); 403 on writes; 404 on anything with an id (and o
 past the end); 409 where the database refuses (a plan that still has milestones, two writers
 at once); 412 and 428 on the writes of editable objects, 412 carrying the current
 representation. Views that are not viewsets of team objects list their own `error_codes` (per
-action, or per method for a plain APIView: the spec endpoints add 406, 413 and 415). Error
+action, or per method for a plain APIView: the spec import and check add 415). Every operation
+may answer 406 (an Accept header it cannot satisfy) and every one with a body 413. Error
 bodies are always JSON.
 """
 
@@ -100,6 +101,12 @@ class MilepostAutoSchema(AutoSchema):
         return super().get_response_serializers()
 
     def _error_codes(self) -> list[str]:
+        # Any operation: 406 for an Accept header it cannot answer; one with a body: 413 for a
+        # body over the upload limit (api/exceptions.py).
+        always = ["406"] + (["413"] if self.method in ("POST", "PUT", "PATCH") else [])
+        return sorted({*self._own_error_codes(), *always})
+
+    def _own_error_codes(self) -> list[str]:
         action = self._action
         own = getattr(self.view, "error_codes", None)  # a view that says its own
         if own is not None:
@@ -119,7 +126,7 @@ class MilepostAutoSchema(AutoSchema):
             codes.append("412")
             if getattr(self.view, "versioned", False):
                 codes.append("428")
-        return sorted(set(codes))
+        return codes
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

@@ -499,8 +499,9 @@ class NotificationPreferencesViewSet(viewsets.GenericViewSet):
     sends_etag = False
     error_codes = {
         "retrieve": ["401", "429"],
-        "update": ["400", "401", "409", "429"],
-        "partial_update": ["400", "401", "409", "429"],
+        # 403: a session write without its CSRF token.
+        "update": ["400", "401", "403", "409", "429"],
+        "partial_update": ["400", "401", "403", "409", "429"],
     }
 
     def get_object(self):

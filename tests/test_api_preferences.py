@@ -170,9 +170,11 @@ def test_the_schema_documents_the_endpoint_and_its_real_errors(api):
     )
     operations = schema["paths"]["/api/v1/me/notification-preferences/"]
     assert set(operations) == {"get", "put", "patch"}
-    assert set(operations["get"]["responses"]) == {"200", "401", "429"}
+    assert set(operations["get"]["responses"]) == {"200", "401", "406", "429"}
     for method in ("put", "patch"):
-        assert set(operations[method]["responses"]) == {"200", "400", "401", "409", "429"}
+        assert set(operations[method]["responses"]) == {
+            "200", "400", "401", "403", "406", "409", "413", "429"
+        }  # fmt: skip
         assert not [p for p in operations[method].get("parameters", []) if p["name"] == "If-Match"]
     component = schema["components"]["schemas"]["NotificationPreferences"]
     assert set(component["properties"]) == set(EVERYTHING)

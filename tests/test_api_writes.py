@@ -501,3 +501,9 @@ def test_a_body_over_the_upload_limit_is_a_json_413_and_saves_nothing(world, mem
     assert response["Content-Type"].startswith("application/json")
     assert response.json() == {"detail": "The request body is too large."}
     assert Plan.objects.count() == before
+
+
+def test_an_accept_header_the_api_cannot_answer_is_a_406(world, member):
+    response = member.get(url("milestones/"), HTTP_ACCEPT="text/csv")
+    assert response.status_code == 406
+    assert "text/csv" not in response["Content-Type"]
