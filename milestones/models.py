@@ -1141,7 +1141,8 @@ class SignoffRequestReason(models.TextChoices):
 
 
 class SignoffRequest(models.Model):
-    """A holder is asked to decide on a scope; the notifications capability sends it.
+    """A holder is asked to decide on a scope. The e-mail is an outbox row
+    (notifications.Message, kind signoff_request), which records whether and when it went out.
 
     Unique per role, holder and scope, so however often the same scope is reached the holder
     is asked once.
@@ -1154,7 +1155,6 @@ class SignoffRequest(models.Model):
     reason = models.CharField(max_length=10, choices=SignoffRequestReason.choices)
     scope_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -305,7 +305,7 @@ def _alert_context(transition: HealthTransition, milestone: Milestone) -> dict:
 
 
 def queue_signoff_request(request: SignoffRequest) -> bool:
-    """Ask the holder for a decision on the role. `request.sent_at` is left as it is."""
+    """Ask the holder for a decision on the role (an outbox message, sent once per request)."""
     request = SignoffRequest.objects.select_related(
         "holder", "role__milestone__team", "role__milestone__plan__team"
     ).get(pk=request.pk)
