@@ -307,7 +307,6 @@ def test_a_new_holder_is_asked_for_a_decision(cast, product_owner_role):
         f"user:{cast.member_stakeholder.pk}",
         MessageKind.SIGNOFF_REQUEST,
     )
-    request.refresh_from_db()
 
 
 def test_a_stale_decision_asks_again_saying_the_scope_changed(cast, product_owner_role):
