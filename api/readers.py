@@ -57,9 +57,9 @@ DELIVERABLE_FIELDS = (
     "target_date", "position", "version", "created_at_text", "updated_at_text",
 )  # fmt: skip
 CRITERION_FIELDS = (
-    "id", "plan_id", "milestone_id", "deliverable_id", "text", "category", "level", "target",
-    "comparator", "unit", "actual", "checked", "checked_by_username", "checked_at_text", "met",
-    "position", "version", "created_at_text", "updated_at_text",
+    "id", "plan_id", "milestone_id", "deliverable_id", "text", "description", "category",
+    "level", "target", "comparator", "unit", "actual", "checked", "checked_by_username",
+    "checked_at_text", "met", "position", "version", "created_at_text", "updated_at_text",
 )  # fmt: skip
 
 
@@ -156,6 +156,7 @@ def criterion(row, tz) -> dict:
         "milestone": row["milestone_id"],
         "deliverable": row["deliverable_id"],
         "text": row["text"],
+        "description": row["description"],
         "category": row["category"],
         "level": row["level"],
         "target": _decimal(row["target"]),

@@ -209,7 +209,10 @@ class CriterionForm(WorkspaceForm):
 
     class Meta:
         model = Criterion
-        fields = ["text", "category", "level", "comparator", "target", "unit", "actual"]
+        fields = [
+            "text", "category", "level", "comparator", "target", "unit", "actual", "description",
+        ]  # fmt: skip
+        widgets = {"description": SHORT_TEXT}
         labels = {"text": "Criterion", "comparator": "Measured: comparator"}
         help_texts = {"target": "Leave the measure empty for a criterion you tick off."}
 
@@ -232,17 +235,23 @@ class RiskForm(WorkspaceForm):
             "mitigation",
             "fallback",
             "owner",
+            "owner_label",
             "status",
             "description",
         ]
         widgets = {"mitigation": SHORT_TEXT, "fallback": SHORT_TEXT, "description": SHORT_TEXT}
+        labels = {"owner_label": "Or an owner outside the team"}
 
 
 class BlockerForm(WorkspaceForm):
     class Meta:
         model = Blocker
-        fields = ["title", "impact", "owner", "next_action", "priority", "target_resolution_date"]
-        widgets = {"impact": SHORT_TEXT, "target_resolution_date": DATE}
+        fields = [
+            "title", "description", "impact", "owner", "owner_label", "next_action", "priority",
+            "target_resolution_date",
+        ]  # fmt: skip
+        widgets = {"description": SHORT_TEXT, "impact": SHORT_TEXT, "target_resolution_date": DATE}
+        labels = {"owner_label": "Or an owner outside the team"}
 
 
 class BlockerResolveForm(WorkspaceForm):

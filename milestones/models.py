@@ -168,6 +168,14 @@ class PlanQuerySet(TeamScopedQuerySet):
         return self.exclude(status=PlanStatus.ARCHIVED)
 
 
+class OwnerOrLabel:
+    """An item owned by a team member (`owner`) or by someone outside the team (`owner_label`)."""
+
+    @property
+    def owner_name(self) -> str:
+        return self.owner.display_name if self.owner else self.owner_label
+
+
 class Plan(PythonCheckConstraints, models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="plans")
     key = models.CharField(max_length=16, validators=[validate_key], help_text=KEY_HELP)
@@ -459,7 +467,7 @@ def progress_percent(status: str, counts: dict) -> int | None:
 # --- Deliverables and criteria --------------------------------------------------------------
 
 
-class Deliverable(PythonCheckConstraints, models.Model):
+class Deliverable(OwnerOrLabel, PythonCheckConstraints, models.Model):
     milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="deliverables")
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -494,10 +502,6 @@ class Deliverable(PythonCheckConstraints, models.Model):
     @property
     def team_id(self):
         return self.milestone.team_id
-
-    @property
-    def owner_name(self) -> str:
-        return self.owner.display_name if self.owner else self.owner_label
 
     def clean(self):
         if self.milestone_id and owner_outside_team(self.milestone.team_id, self.owner_id):
@@ -538,6 +542,9 @@ class Criterion(PythonCheckConstraints, models.Model):
         Deliverable, null=True, blank=True, on_delete=models.CASCADE, related_name="criteria"
     )
     text = models.CharField(max_length=300)
+    description = models.TextField(
+        blank=True, help_text="Detail: how it is measured, what counts (markdown)"
+    )
     category = models.CharField(
         max_length=16, choices=CriterionCategory.choices, default=CriterionCategory.TECHNICAL
     )
@@ -663,7 +670,7 @@ class RiskQuerySet(TeamScopedQuerySet):
         return self.filter(UNRESOLVED_RISK)
 
 
-class Risk(PythonCheckConstraints, models.Model):
+class Risk(OwnerOrLabel, PythonCheckConstraints, models.Model):
     milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="risks")
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -679,6 +686,9 @@ class Risk(PythonCheckConstraints, models.Model):
     fallback = models.TextField(blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    owner_label = models.CharField(
+        max_length=120, blank=True, help_text="An owner who is not a member, e.g. a vendor"
     )
     status = models.CharField(max_length=12, choices=RiskStatus.choices, default=RiskStatus.OPEN)
     position = models.PositiveIntegerField(default=0)
@@ -723,12 +733,16 @@ class BlockerQuerySet(TeamScopedQuerySet):
         return self.unresolved().filter(target_resolution_date__lt=on or today())
 
 
-class Blocker(PythonCheckConstraints, models.Model):
+class Blocker(OwnerOrLabel, PythonCheckConstraints, models.Model):
     milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="blockers")
     title = models.CharField("what blocks", max_length=200)
+    description = models.TextField(blank=True, help_text="The issue: what is blocked, and why")
     impact = models.TextField(blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    owner_label = models.CharField(
+        max_length=120, blank=True, help_text="An owner who is not a member, e.g. Legal team"
     )
     next_action = models.CharField(max_length=300, blank=True)
     priority = models.CharField(max_length=8, choices=Level.choices, default=Level.MEDIUM)

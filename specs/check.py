@@ -516,7 +516,9 @@ def risk_count_filters() -> dict[str, Q]:
 def blocker_count_filters() -> dict[str, Q]:
     """The score's blocker counts, each as the filter of the blockers it counts."""
     open_blocker = Q(resolved_on__isnull=True)
-    owned, dated = Q(owner__isnull=False), Q(target_resolution_date__isnull=False)
+    # A member or a named owner outside the team (`owner_label`), as for deliverables.
+    owned = Q(owner__isnull=False) | ~Q(owner_label="")
+    dated = Q(target_resolution_date__isnull=False)
     return {
         "sc_blockers_open": open_blocker,
         "sc_blockers_open_complete": open_blocker & owned & dated,

@@ -48,14 +48,7 @@ def owner_with_label(user, label: str) -> str:
     return person(user) if user else label
 
 
-def _note_of(obj):
-    try:
-        return obj.spec_note
-    except Exception:  # RelatedObjectDoesNotExist: the item has no note
-        return None
-
-
-def criterion_doc(criterion: Criterion, note=None) -> CriterionDoc:
+def criterion_doc(criterion: Criterion) -> CriterionDoc:
     return CriterionDoc(
         text=criterion.text,
         checked=criterion.checked,
@@ -65,7 +58,7 @@ def criterion_doc(criterion: Criterion, note=None) -> CriterionDoc:
         comparator=criterion.comparator,
         unit=criterion.unit,
         actual=criterion.actual,
-        description=note.description if note else "",
+        description=criterion.description,
         ref=f"criterion-{criterion.pk}",
     )
 
@@ -80,16 +73,8 @@ def live_milestone_doc(
     roles,
     sections=(),
     predecessors=(),
-    with_notes: bool = False,
 ) -> MilestoneDoc:
-    """A live milestone as a document, from items already loaded (no queries).
-
-    `with_notes` reads the items' `spec_note` (only when the caller selected it).
-    """
-
-    def note(obj):
-        return _note_of(obj) if with_notes else None
-
+    """A live milestone as a document, from items already loaded (no queries)."""
     doc = MilestoneDoc(
         title=milestone.title,
         key=milestone.key,
@@ -111,13 +96,12 @@ def live_milestone_doc(
                 owner=owner_with_label(deliverable.owner, deliverable.owner_label),
                 status=deliverable.status,
                 target_date=deliverable.target_date,
-                criteria=[criterion_doc(c, note(c)) for c in deliverable.criteria.all()],
+                criteria=[criterion_doc(c) for c in deliverable.criteria.all()],
                 ref=f"deliverable-{deliverable.pk}",
             )
         )
-    doc.success_criteria = [criterion_doc(c, note(c)) for c in success_criteria]
+    doc.success_criteria = [criterion_doc(c) for c in success_criteria]
     for risk in risks:
-        risk_note = note(risk)
         doc.risks.append(
             RiskDoc(
                 title=risk.title,
@@ -125,22 +109,19 @@ def live_milestone_doc(
                 impact=risk.impact,
                 mitigation=risk.mitigation,
                 fallback=risk.fallback,
-                owner=person(risk.owner) or (risk_note.owner_label if risk_note else ""),
+                owner=person(risk.owner) or risk.owner_label,
                 status=risk.status,
                 description=risk.description,
                 ref=f"risk-{risk.pk}",
             )
         )
     for blocker in blockers:
-        blocker_note = note(blocker)
         doc.blockers.append(
             BlockerDoc(
                 title=blocker.title,
-                issue=blocker_note.description if blocker_note else "",
+                issue=blocker.description,
                 impact=blocker.impact,
-                # Only a member owns a blocker for the check; a label is kept for the document.
-                owner=person(blocker.owner)
-                or (blocker_note.owner_label if blocker_note and with_notes else ""),
+                owner=person(blocker.owner) or blocker.owner_label,
                 next_action=blocker.next_action,
                 priority=blocker.priority,
                 target_resolution_date=blocker.target_resolution_date,
@@ -164,7 +145,7 @@ def live_milestone_doc(
 
 def with_spec_items(queryset):
     """Prefetch everything a milestone's document holds (a fixed number of queries)."""
-    criteria = Criterion.objects.select_related("spec_note").order_by("position", "pk")
+    criteria = Criterion.objects.order_by("position", "pk")
     return queryset.select_related("owner", "plan").prefetch_related(
         Prefetch(
             "deliverables",
@@ -175,12 +156,12 @@ def with_spec_items(queryset):
         Prefetch("criteria", queryset=criteria, to_attr="success_list"),
         Prefetch(
             "risks",
-            queryset=Risk.objects.select_related("owner", "spec_note").order_by("position", "pk"),
+            queryset=Risk.objects.select_related("owner").order_by("position", "pk"),
             to_attr="risk_list",
         ),
         Prefetch(
             "blockers",
-            queryset=Blocker.objects.select_related("owner", "spec_note"),
+            queryset=Blocker.objects.select_related("owner"),
             to_attr="blocker_list",
         ),
         Prefetch(
@@ -211,7 +192,6 @@ def prefetched_milestone_doc(milestone: Milestone) -> MilestoneDoc:
         roles=milestone.role_list,
         sections=milestone.section_list,
         predecessors=milestone.predecessor_list,
-        with_notes=True,
     )
     doc.plan_ref = f"{milestone.plan.key} {milestone.plan.title}"
     return doc
@@ -232,7 +212,7 @@ def plan_document(plan) -> PlanDoc:
     plan = (
         Plan.objects.select_related("owner")
         .prefetch_related(
-            Prefetch("criteria", queryset=Criterion.objects.select_related("spec_note")),
+            "criteria",
             Prefetch("stakeholders", queryset=Stakeholder.objects.select_related("user")),
             Prefetch("spec_sections", queryset=SpecSection.objects.order_by("position", "pk")),
             Prefetch(
@@ -252,8 +232,7 @@ def plan_document(plan) -> PlanDoc:
         summary=plan.summary,
     )
     doc.criteria = [
-        criterion_doc(c, _note_of(c))
-        for c in sorted(plan.criteria.all(), key=lambda c: (c.position, c.pk))
+        criterion_doc(c) for c in sorted(plan.criteria.all(), key=lambda c: (c.position, c.pk))
     ]
     doc.stakeholders = [stakeholder_doc(s) for s in plan.stakeholders.all()]
     for milestone in plan.milestones.all():

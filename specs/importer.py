@@ -39,7 +39,7 @@ from specs.document import (
     ParsedDocument,
     Problem,
 )
-from specs.models import ItemNote, SpecSection
+from specs.models import SpecSection
 
 logger = logging.getLogger(__name__)
 
@@ -360,6 +360,7 @@ class Importer:
         criterion = Criterion(
             **owner,
             text=doc.text,
+            description=doc.description,
             category=doc.category,
             level=doc.level,
             target=doc.target,
@@ -386,11 +387,9 @@ class Importer:
             else ("acceptance_criteria" if "deliverable" in owner else "success_criteria")
         )
         self.count(kind)
-        if doc.description and self.writing:
-            ItemNote.objects.create(criterion=criterion, description=doc.description)
 
     def risk(self, milestone, doc, position):
-        owner, label = self.person(doc.owner, doc.line, f"Risk “{doc.title}”", keeps_label=False)
+        owner, label = self.person(doc.owner, doc.line, f"Risk “{doc.title}”", keeps_label=True)
         risk = Risk(
             milestone=milestone,
             title=doc.title,
@@ -400,22 +399,23 @@ class Importer:
             mitigation=doc.mitigation,
             fallback=doc.fallback,
             owner=owner,
+            owner_label=label[:120],
             status=doc.status,
             position=position,
         )
         if self.save(risk, doc.line, f"Risk “{doc.title}”"):
             self.count("risks")
-            if label and self.writing:
-                ItemNote.objects.create(risk=risk, owner_label=label[:120])
 
     def blocker(self, milestone, doc):
-        owner, label = self.person(doc.owner, doc.line, f"Blocker “{doc.title}”", keeps_label=False)
+        owner, label = self.person(doc.owner, doc.line, f"Blocker “{doc.title}”", keeps_label=True)
         raised = doc.raised_on or min(today(), doc.resolved_on or today())
         blocker = Blocker(
             milestone=milestone,
             title=doc.title,
+            description=doc.issue,
             impact=doc.impact,
             owner=owner,
+            owner_label=label[:120],
             next_action=doc.next_action[:300],
             priority=doc.priority,
             target_resolution_date=doc.target_resolution_date,
@@ -425,10 +425,6 @@ class Importer:
         )
         if self.save(blocker, doc.line, f"Blocker “{doc.title}”"):
             self.count("blockers")
-            if (label or doc.issue) and self.writing:
-                ItemNote.objects.create(
-                    blocker=blocker, owner_label=label[:120], description=doc.issue
-                )
 
     def signoff_roles(self, milestone, doc):
         if not self.is_admin:

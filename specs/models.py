@@ -51,44 +51,6 @@ class SpecSection(models.Model):
         return self.heading
 
 
-class ItemNote(models.Model):
-    """Text a document gives an item that its model cannot hold: a criterion's nested bullets,
-    a blocker's "Issue", an owner who is not a team member (risks and blockers)."""
-
-    criterion = models.OneToOneField(
-        "milestones.Criterion",
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="spec_note",
-    )
-    risk = models.OneToOneField(
-        "milestones.Risk", null=True, blank=True, on_delete=models.CASCADE, related_name="spec_note"
-    )
-    blocker = models.OneToOneField(
-        "milestones.Blocker",
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="spec_note",
-    )
-    description = models.TextField(blank=True)
-    owner_label = models.CharField(max_length=120, blank=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(criterion__isnull=False, risk__isnull=True, blocker__isnull=True)
-                | Q(criterion__isnull=True, risk__isnull=False, blocker__isnull=True)
-                | Q(criterion__isnull=True, risk__isnull=True, blocker__isnull=False),
-                name="item_note_one_item",
-            )
-        ]
-
-    def __str__(self):
-        return self.description[:60] or self.owner_label
-
-
 class SpecUpload(models.Model):
     """A document uploaded for import, kept until its preview is confirmed (or a day passes)."""
 

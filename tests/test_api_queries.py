@@ -234,9 +234,9 @@ def test_the_list_response_shape_is_pinned(world, api):
     [acceptance] = deliverable["criteria"]
     [success] = row["success_criteria"]
     criterion_keys = [
-        "id", "kind", "plan", "milestone", "deliverable", "text", "category", "level",
-        "target", "comparator", "unit", "actual", "checked", "checked_by", "checked_at", "met",
-        "position", "version", "created_at", "updated_at",
+        "id", "kind", "plan", "milestone", "deliverable", "text", "description", "category",
+        "level", "target", "comparator", "unit", "actual", "checked", "checked_by", "checked_at",
+        "met", "position", "version", "created_at", "updated_at",
     ]  # fmt: skip
     assert list(acceptance) == list(success) == criterion_keys
     assert list(row["signoffs"]) == [

@@ -211,6 +211,12 @@ SPEC_READS = {
 }
 
 
+# The stateful phase chains valid requests only: there, a value a link carries replaces a
+# parameter generated to be invalid, and negative_data_rejection then flags a valid request
+# (schemathesis/schemathesis#2983). Invalid data is sent in the examples and fuzzing phases.
+STATEFUL_POSITIVE_ONLY = '[phases.stateful.generation]\nmode = "positive"\n'
+
+
 def schemathesis_config(objects: dict) -> str:
     """schemathesis.toml: the GET of each detail path uses an object that exists."""
     paths = {
@@ -218,7 +224,7 @@ def schemathesis_config(objects: dict) -> str:
         for resource, key in objects.items()
     }
     paths.update({path: objects[kind] for path, kind in SPEC_READS.items()})
-    sections = []
+    sections = [STATEFUL_POSITIVE_ONLY]
     for path, key in paths.items():
         name = "slug" if path.startswith("teams/") else "id"
         sections.append(

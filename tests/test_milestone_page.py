@@ -1523,3 +1523,35 @@ def test_item_links_built_from_the_prefix_match_the_url_patterns(filled, client_
         ("deliverable", deliverable, "edit"),
     ]:
         assert f'"{item_url(filled.milestone, kind, obj.pk, action)}"' in html, (kind, action)
+
+
+def test_a_blocker_keeps_its_issue_and_an_owner_outside_the_team(filled, client_for):
+    client = client_for(filled.world.member)
+    url = item_url(filled.milestone, "blocker", filled.blocker.pk, "edit")
+    data = open_form(client, url, url)
+    assert "description" in data and "owner_label" in data
+    data.update(description="Legal must <sign> the DPA first", owner="", owner_label="Legal team")
+    body = assert_fragment(client.post(url, data, **HX), "blockers")
+    assert "Legal must &lt;sign&gt; the DPA first" in body
+    assert "Owner: Legal team" in body
+    blocker = Blocker.objects.get(pk=filled.blocker.pk)
+    assert (blocker.description, blocker.owner_label) == (
+        "Legal must <sign> the DPA first",
+        "Legal team",
+    )
+
+
+def test_a_criterion_shows_its_detail_and_a_risk_its_outside_owner(filled, client_for):
+    client = client_for(filled.world.member)
+    criterion = filled.d1.criteria.first()
+    url = item_url(filled.milestone, "acceptance", criterion.pk, "edit")
+    data = open_form(client, url, url)
+    data.update(description="- measured at p95\n- over a week")
+    body = assert_fragment(client.post(url, data, **HX), "deliverables")
+    assert "- measured at p95<br>- over a week" in body
+    risk = services.create_object(
+        Risk(milestone=filled.milestone, title="Vendor slips", owner_label="Acme Corp"),
+        actor=filled.world.member,
+    )
+    page = client.get(f"/t/{filled.milestone.team.slug}/m/{filled.milestone.key}/").content
+    assert f'id="risk-{risk.pk}"' in page.decode() and "Acme Corp" in page.decode()

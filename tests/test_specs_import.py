@@ -22,7 +22,7 @@ from milestones.models import (
     Risk,
 )
 from specs.importer import import_document
-from specs.models import ItemNote, SpecSection
+from specs.models import SpecSection
 from specs.parser import parse, parse_bytes
 from tests.factories import add_member, make_milestone, make_user
 
@@ -103,9 +103,8 @@ def test_the_guide_example_imports_completely(people):
         2024, 1, 12
     )
     assert approval.owner is None  # "Infrastructure Lead" is nobody in the team…
-    note = ItemNote.objects.get(blocker=approval)
-    assert note.owner_label == "Infrastructure Lead"  # …but the document's words are kept
-    assert note.description == "Redis cluster requires infrastructure approval"
+    assert approval.owner_label == "Infrastructure Lead"  # …but the document's words are kept
+    assert approval.description == "Redis cluster requires infrastructure approval"
     assert m.blockers.get(title__startswith="Node.js").owner.username == "alice"
     headings = list(SpecSection.objects.filter(milestone=m).values_list("heading", flat=True))
     assert headings == [
@@ -146,9 +145,7 @@ def test_a_messy_plan_document_imports_with_its_statuses_dates_and_nested_bullet
     assert hardening.status == "in_progress"
     redis = setup.criteria.get(text="Redis provisioned in staging")
     assert redis.checked and redis.checked_by == world.member
-    assert ItemNote.objects.get(criterion=redis).description == (
-        "- sized for 10k requests/second\n- backups nightly"
-    )
+    assert redis.description == ("- sized for 10k requests/second\n- backups nightly")
     assert [c.checked for c in hardening.criteria.order_by("position")] == [True, False]
     throughput = first.criteria.get(text="Throughput sustained")
     assert (throughput.comparator, throughput.target, throughput.unit, throughput.actual) == (

@@ -25,7 +25,7 @@ from specs.document import (
 )
 from specs.exporter import export_milestone, export_plan
 from specs.importer import People, import_document
-from specs.models import ItemNote, SpecSection
+from specs.models import SpecSection
 from specs.parser import parse
 from specs.render import milestone_markdown
 from tests.factories import (
@@ -45,10 +45,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "specs"
 
 
 def criterion_fields(c) -> tuple:
-    note = ItemNote.objects.filter(criterion=c).first()
     return (
         c.text, c.category, c.level, c.target, c.comparator, c.unit, c.actual, c.met,
-        c.checked if c.target is None else None, note.description if note else "",
+        c.checked if c.target is None else None, c.description,
     )  # fmt: skip
 
 
@@ -69,13 +68,12 @@ def milestone_fields(m: Milestone) -> dict:
         "success": sorted((criterion_fields(c) for c in m.criteria.all()), key=repr),
         "risks": [
             (r.title, r.description, r.likelihood, r.impact, r.mitigation, r.fallback, r.owner_id,
-             r.status)
+             r.owner_label, r.status)
             for r in m.risks.order_by("position", "pk")
         ],
         "blockers": sorted((
             (b.title, b.impact, b.owner_id, b.next_action, b.priority, b.target_resolution_date,
-             b.raised_on, b.resolved_on, b.resolution,
-             getattr(ItemNote.objects.filter(blocker=b).first(), "description", ""))
+             b.raised_on, b.resolved_on, b.resolution, b.description, b.owner_label)
             for b in m.blockers.all()
         ), key=repr),
         "roles": [(r.name, r.holder_id) for r in m.signoff_roles.active()],
