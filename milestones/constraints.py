@@ -40,8 +40,8 @@ def _value_of(instance, name: str):
         field = instance._meta.get_field(name)
     except FieldDoesNotExist as error:
         raise Unsupported(name) from error
-    if not getattr(field, "concrete", False) or field.many_to_many:
-        raise Unsupported(name)
+    if not getattr(field, "concrete", False) or field.many_to_many or field.generated:
+        raise Unsupported(name)  # a generated column has no value before the row is saved
     return field, getattr(instance, field.attname)
 
 

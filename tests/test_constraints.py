@@ -89,6 +89,7 @@ def test_three_valued_logic_like_a_check():
     assert holds(~Q(target_date__gte=models.F("start_date")), milestone) is UNKNOWN
     assert holds(Q(start_date=None), milestone) is True
     assert holds(Q(plan__key="x"), milestone) is CANNOT  # a join: the database decides
+    assert holds(Q(met=True), Criterion(text="x")) is CANNOT  # generated when saved
 
 
 def test_full_clean_reports_a_violation_with_the_constraints_message(world):
