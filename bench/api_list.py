@@ -126,6 +126,16 @@ def count_queries(workdir: Path) -> None:
     print(f"queries per request: {len(queries)} ({len(rows)} milestones in the response)")
 
 
+def cpu_check() -> str:
+    """How fast this machine runs Python right now: shared hosts vary by half from one
+    minute to the next, and the figures with them."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(5_000_000):
+        total += number
+    return f"a 5,000,000-step Python loop took {time.perf_counter() - started:.2f} s"
+
+
 def fetch(url: str, token: str) -> tuple[int, int]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     try:
@@ -192,6 +202,7 @@ def serve_and_measure(args, env: dict, workdir: Path) -> None:
         measured = []
         for run in range(1, args.runs + 1):
             print(f"\nrun {run} of {args.runs}; load average before: {load_average()}")
+            print(f"speed check: {cpu_check()}")
             latencies, failures, sizes, wall = load(base, token, args.clients, args.seconds)
             print(f"load average after:  {load_average()}")
             if failures:
