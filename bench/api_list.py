@@ -12,7 +12,8 @@ off) on a free loopback port and runs 8 concurrent clients, each sending that GE
 requests/s, median, p95 and max latency and response size of each run, the median run's
 requests/s, and queries per request. The load generator shares the machine with the server
 and the database, so on a 2-core machine it takes part of the CPU it measures; the load
-average is printed around each run because other work on the machine skews the figures.
+average and a CPU speed check are printed around each run because other work on the machine
+skews the figures.
 
 The database is a throwaway SQLite file unless --database-url names a PostgreSQL database
 (created if missing and flushed first: point it at a scratch database).
@@ -167,12 +168,15 @@ def load(base: str, token: str, clients: int, seconds: float):
                 sizes.append(size)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    cpu_started = time.process_time()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    client_cpu = time.process_time() - cpu_started
+    print(f"load generator CPU: {client_cpu * 1000 / max(len(sizes), 1):.1f} ms per request")
     return latencies, failures, sizes, wall
 
 
