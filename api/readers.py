@@ -147,30 +147,54 @@ def risk_and_blocker_counts(ids: list[int]) -> dict[int, dict]:
     return {pk: {**risks[pk], **blockers[pk]} for pk in ids}
 
 
-def criterion(row, tz) -> dict:
-    kind = "acceptance" if row["deliverable_id"] else ("plan" if row["plan_id"] else "success")
+def criterion(row: tuple, tz) -> dict:
+    """One criterion from its CRITERION_FIELDS values (a tuple: no per-row dict to build)."""
+    (pk, plan_id, milestone_id, deliverable_id, text, description, category, level, target,
+     comparator, unit, actual, checked, checked_by, checked_at, met, position, version,
+     created_at, updated_at) = row  # fmt: skip
     return {
-        "id": row["id"],
-        "kind": kind,
-        "plan": row["plan_id"],
-        "milestone": row["milestone_id"],
-        "deliverable": row["deliverable_id"],
-        "text": row["text"],
-        "description": row["description"],
-        "category": row["category"],
-        "level": row["level"],
-        "target": _decimal(row["target"]),
-        "comparator": row["comparator"],
-        "unit": row["unit"],
-        "actual": _decimal(row["actual"]),
-        "checked": row["checked"],
-        "checked_by": row["checked_by_username"],
-        "checked_at": _moment(row["checked_at_text"], tz),
-        "met": row["met"],
-        "position": row["position"],
-        "version": row["version"],
-        "created_at": _moment(row["created_at_text"], tz),
-        "updated_at": _moment(row["updated_at_text"], tz),
+        "id": pk,
+        "kind": "acceptance" if deliverable_id else ("plan" if plan_id else "success"),
+        "plan": plan_id,
+        "milestone": milestone_id,
+        "deliverable": deliverable_id,
+        "text": text,
+        "description": description,
+        "category": category,
+        "level": level,
+        "target": _decimal(target),
+        "comparator": comparator,
+        "unit": unit,
+        "actual": _decimal(actual),
+        "checked": checked,
+        "checked_by": checked_by,
+        "checked_at": _moment(checked_at, tz),
+        "met": met,
+        "position": position,
+        "version": version,
+        "created_at": _moment(created_at, tz),
+        "updated_at": _moment(updated_at, tz),
+    }
+
+
+def deliverable(row: tuple, criteria: list[dict], tz) -> dict:
+    """One deliverable from its DELIVERABLE_FIELDS values, with its acceptance criteria."""
+    (pk, milestone_id, title, description, owner, owner_label, status, target_date, position,
+     version, created_at, updated_at) = row  # fmt: skip
+    return {
+        "id": pk,
+        "milestone": milestone_id,
+        "title": title,
+        "description": description,
+        "owner": owner,
+        "owner_label": owner_label,
+        "status": status,
+        "target_date": _date(target_date),
+        "position": position,
+        "criteria": criteria,
+        "version": version,
+        "created_at": _moment(created_at, tz),
+        "updated_at": _moment(updated_at, tz),
     }
 
 
@@ -196,11 +220,11 @@ def rows(milestones: list[dict]) -> list[dict]:
     """Full representations of `milestones` (rows from `annotate_rows`), in their order."""
     ids = [row["id"] for row in milestones]
     tz = timezone.get_current_timezone()  # looked up once, not per value
-    deliverables = list(
+    deliverables = (
         Deliverable.objects.filter(milestone_id__in=ids)
         .annotate(owner_username=F("owner__username"), **as_text("created_at", "updated_at"))
         .order_by("position", "pk")
-        .values(*DELIVERABLE_FIELDS)
+        .values_list(*DELIVERABLE_FIELDS)
     )
     criteria = (
         Criterion.objects.filter(Q(milestone_id__in=ids) | Q(deliverable__milestone_id__in=ids))
@@ -209,33 +233,19 @@ def rows(milestones: list[dict]) -> list[dict]:
             **as_text("checked_at", "created_at", "updated_at"),
         )
         .order_by("position", "pk")
-        .values(*CRITERION_FIELDS)
+        .values_list(*CRITERION_FIELDS)
     )
     acceptance, success = {}, {}
     for row in criteria:
-        if row["deliverable_id"]:
-            acceptance.setdefault(row["deliverable_id"], []).append(criterion(row, tz))
+        item = criterion(row, tz)
+        if item["deliverable"]:
+            acceptance.setdefault(item["deliverable"], []).append(item)
         else:
-            success.setdefault(row["milestone_id"], []).append(criterion(row, tz))
+            success.setdefault(item["milestone"], []).append(item)
     by_milestone = {}
     for row in deliverables:
-        by_milestone.setdefault(row["milestone_id"], []).append(
-            {
-                "id": row["id"],
-                "milestone": row["milestone_id"],
-                "title": row["title"],
-                "description": row["description"],
-                "owner": row["owner_username"],
-                "owner_label": row["owner_label"],
-                "status": row["status"],
-                "target_date": _date(row["target_date"]),
-                "position": row["position"],
-                "criteria": acceptance.get(row["id"], []),
-                "version": row["version"],
-                "created_at": _moment(row["created_at_text"], tz),
-                "updated_at": _moment(row["updated_at_text"], tz),
-            }
-        )
+        item = deliverable(row, acceptance.get(row[0], []), tz)
+        by_milestone.setdefault(item["milestone"], []).append(item)
     states = signoffs.states_for(
         [SimpleNamespace(pk=row["id"], scope_hash=row["scope_hash"]) for row in milestones]
     )
