@@ -381,3 +381,23 @@ def test_exported_markdown_always_imports(world, doc):
     assert sorted(c.text for c in copy.all_criteria()) == sorted(c.text for c in doc.all_criteria())
     assert [r.title for r in copy.risks] == [r.title for r in doc.risks]
     assert sorted(b.title for b in copy.blockers) == sorted(b.title for b in doc.blockers)
+
+
+def test_a_risk_and_a_blocker_keep_both_a_member_owner_and_an_outside_label(world):
+    from milestones import services
+    from milestones.models import Blocker, Risk
+    from specs.exporter import milestone_document
+
+    services.create_object(
+        Risk(milestone=world.milestone, title="Vendor slips", owner=world.member,
+             owner_label="Acme Corp"),
+        actor=world.admin,
+    )  # fmt: skip
+    services.create_object(
+        Blocker(milestone=world.milestone, title="Legal review", owner=world.member,
+                owner_label="Legal team"),
+        actor=world.admin,
+    )  # fmt: skip
+    doc = milestone_document(world.milestone)
+    assert doc.risks[0].owner == f"Acme Corp ({world.member.username})"
+    assert doc.blockers[0].owner == f"Legal team ({world.member.username})"
